@@ -1,0 +1,1 @@
+"""Shared domain code for the agency backend: settings, contracts, DB models, agents."""

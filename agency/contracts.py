@@ -1,0 +1,401 @@
+"""Typed data passed between the API, workflows and activities.
+
+Workflows import only this module (plus temporalio): every workflow input/output, activity
+input/output, signal, update and query payload is a dataclass defined here, so the Temporal
+JSON converter round-trips them and histories stay readable in the UI.
+
+Money is integer cents; dates are ISO-8601 strings (``YYYY-MM-DD``) so histories are stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+# ---- activity names (workflows reference activities by name, never by import) ----------
+class ActivityName:
+    LOAD_CAMPAIGN_HISTORY = "load_campaign_history"
+    PLAN_CAMPAIGN = "plan_campaign"
+    ALLOCATE_BUDGET = "allocate_budget"
+    BUILD_CALENDAR = "build_calendar"
+    GENERATE_CONTENT = "generate_content"  # inference queue (Triton)
+    CHECK_COMPLIANCE = "check_compliance"
+    SAVE_CONTENT = "save_content"
+    RECORD_STEP = "record_step"
+    RECORD_REVIEW = "record_review"
+    NOTIFY_REVIEWERS = "notify_reviewers"
+    PUBLISH_CONTENT = "publish_content"  # integrations queue (channel adapter)
+    COLLECT_METRICS = "collect_metrics"  # integrations queue
+    SAVE_METRICS = "save_metrics"
+    BUILD_REPORT = "build_report"
+
+
+class Channel(str, Enum):
+    BLOG = "blog"
+    SOCIAL = "social"
+    EMAIL = "email"
+
+
+class ContentFormat(str, Enum):
+    BLOG_POST = "blog_post"
+    SOCIAL_POST = "social_post"
+    EMAIL = "email"  # subject + body
+
+
+CHANNEL_FORMAT: dict[str, str] = {
+    Channel.BLOG.value: ContentFormat.BLOG_POST.value,
+    Channel.SOCIAL.value: ContentFormat.SOCIAL_POST.value,
+    Channel.EMAIL.value: ContentFormat.EMAIL.value,
+}
+
+
+class ApprovalState(str, Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    BLOCKED = "blocked"  # failed compliance; never offered for approval
+
+
+class CampaignPhase(str, Enum):
+    PLANNING = "planning"
+    BUDGETING = "budgeting"
+    SCHEDULING = "scheduling"
+    GENERATING = "generating"
+    COMPLIANCE = "compliance"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PUBLISHING = "publishing"
+    MEASURING = "measuring"
+    REPORTING = "reporting"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+# ---- the brief ------------------------------------------------------------------------
+@dataclass
+class CampaignBrief:
+    tenant: str
+    product: str
+    audience: str
+    goals: list[str]
+    channels: list[str]  # Channel values
+    total_budget_cents: int
+    start_date: str  # YYYY-MM-DD
+    end_date: str  # YYYY-MM-DD
+    name: str = ""
+    key_claims: list[str] = field(default_factory=list)  # claims the copy may make, verbatim-checked
+
+
+@dataclass
+class CampaignTimings:
+    """Durations the workflow waits; configurable so tests and the demo run in seconds."""
+
+    approval_timeout_s: float
+    approval_reminder_s: float
+    metrics_interval_s: float
+    metrics_rounds: int
+    generation_max_tokens: int = 160
+    generation_temperature: float = 0.7
+
+
+@dataclass
+class CampaignInput:
+    campaign_id: str
+    brief: CampaignBrief
+    timings: CampaignTimings
+
+
+# ---- planning -------------------------------------------------------------------------
+@dataclass
+class ChannelHistory:
+    """Aggregated past performance of one channel for a tenant."""
+
+    channel: str
+    campaigns: int
+    spend_cents: int
+    impressions: int
+    clicks: int
+    conversions: int
+
+
+@dataclass
+class CampaignHistory:
+    tenant: str
+    channels: list[ChannelHistory] = field(default_factory=list)
+
+
+@dataclass
+class PlanRequest:
+    campaign_id: str
+    brief: CampaignBrief
+    history: CampaignHistory
+
+
+@dataclass
+class ChannelPlan:
+    channel: str
+    role: str  # e.g. "awareness", "consideration", "conversion"
+    weight: float  # relative priority 0..1, sums to 1 across channels
+    expected_cvr: float  # conversions per click, prior from history or defaults
+    expected_ctr: float
+    posts: int  # how many pieces of content for this channel
+
+
+@dataclass
+class CampaignPlan:
+    campaign_id: str
+    objective: str
+    key_messages: list[str]
+    tone: str
+    channels: list[ChannelPlan]
+    duration_days: int
+    rationale: list[str]
+    used_history: bool
+
+
+@dataclass
+class ChannelBudget:
+    channel: str
+    amount_cents: int
+    share: float
+
+
+@dataclass
+class BudgetRequest:
+    campaign_id: str
+    total_budget_cents: int
+    plan: CampaignPlan
+
+
+@dataclass
+class BudgetAllocation:
+    campaign_id: str
+    total_budget_cents: int
+    channels: list[ChannelBudget]
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CalendarRequest:
+    campaign_id: str
+    brief: CampaignBrief
+    plan: CampaignPlan
+
+
+@dataclass
+class CalendarEntry:
+    item_id: str  # stable: f"{campaign_id}:{channel}:{n}"
+    channel: str
+    format: str  # ContentFormat value
+    publish_on: str  # YYYY-MM-DD
+    angle: str  # which key message / theme this piece carries
+
+
+@dataclass
+class ContentCalendar:
+    campaign_id: str
+    entries: list[CalendarEntry]
+
+
+# ---- content --------------------------------------------------------------------------
+@dataclass
+class GenerationRequest:
+    campaign_id: str
+    entry: CalendarEntry
+    brief: CampaignBrief
+    plan: CampaignPlan
+    max_tokens: int
+    temperature: float
+    attempt: int = 1  # regeneration count; varies the seed
+
+
+@dataclass
+class ContentDraft:
+    item_id: str
+    campaign_id: str
+    channel: str
+    format: str
+    title: str  # blog title / email subject / "" for social
+    body: str
+    model: str  # model name@version that produced it
+    prompt_tokens: int
+    completion_tokens: int
+    attempt: int = 1
+
+
+@dataclass
+class ComplianceFinding:
+    rule: str  # "pii.email", "pii.phone", "pii.credit_card", "claims.unapproved", "length.max"...
+    severity: str  # "block" or "warn"
+    message: str
+    excerpt: str = ""
+
+
+@dataclass
+class ComplianceRequest:
+    draft: ContentDraft
+    key_claims: list[str]
+
+
+@dataclass
+class ComplianceResult:
+    item_id: str
+    passed: bool
+    findings: list[ComplianceFinding]
+    claims_found: list[str]  # claim-like sentences found in the copy
+    sanitized_title: str
+    sanitized_body: str
+
+
+@dataclass
+class SaveContentRequest:
+    draft: ContentDraft
+    compliance: ComplianceResult
+    approval_state: str  # ApprovalState value
+    publish_on: str
+
+
+@dataclass
+class SavedContent:
+    item_id: str
+    version: int
+
+
+# ---- approvals ------------------------------------------------------------------------
+@dataclass
+class ReviewDecision:
+    """Workflow update payload: a person approves or rejects a pending content item."""
+
+    item_id: str
+    approve: bool
+    reviewer: str
+    note: str = ""
+
+
+@dataclass
+class ReviewOutcome:
+    item_id: str
+    approval_state: str
+    remaining_pending: int
+
+
+@dataclass
+class ReviewRecord:
+    campaign_id: str
+    item_id: str
+    approval_state: str
+    reviewer: str
+    note: str
+
+
+@dataclass
+class ReviewerNotice:
+    campaign_id: str
+    kind: str  # "approval_requested", "reminder", "escalation"
+    pending_item_ids: list[str]
+
+
+# ---- publishing and metrics -----------------------------------------------------------
+@dataclass
+class PublishRequest:
+    campaign_id: str
+    item_id: str
+    version: int
+    channel: str
+    format: str
+    title: str
+    body: str
+    budget_cents: int  # paid promotion budget for this piece
+    idempotency_key: str  # f"{campaign_id}:{item_id}:v{version}"
+
+
+@dataclass
+class PublishResult:
+    item_id: str
+    external_id: str
+    url: str
+    duplicate: bool  # the channel had already received this idempotency key
+
+
+@dataclass
+class PublishedRef:
+    item_id: str
+    channel: str
+    external_id: str
+
+
+@dataclass
+class MetricsRequest:
+    campaign_id: str
+    round: int
+    published: list[PublishedRef]
+
+
+@dataclass
+class ItemMetrics:
+    item_id: str
+    channel: str
+    external_id: str
+    impressions: int
+    clicks: int
+    conversions: int
+    spend_cents: int
+
+
+@dataclass
+class MetricsSnapshot:
+    campaign_id: str
+    round: int
+    items: list[ItemMetrics]
+
+
+# ---- status and report ----------------------------------------------------------------
+@dataclass
+class StepRecord:
+    campaign_id: str
+    phase: str
+    detail: str = ""
+
+
+@dataclass
+class ItemStatus:
+    item_id: str
+    channel: str
+    format: str
+    approval_state: str
+    version: int = 0
+    external_id: str = ""
+
+
+@dataclass
+class CampaignStatus:
+    """Returned by the workflow's ``status`` query: live state at every step."""
+
+    campaign_id: str
+    phase: str
+    paused: bool
+    completed_phases: list[str]
+    items: list[ItemStatus]
+    reminders_sent: int
+    escalated: bool
+    metrics_rounds_done: int
+    error: str = ""
+
+
+@dataclass
+class ReportRequest:
+    campaign_id: str
+    outcome: str  # CampaignPhase value the campaign ended in
+
+
+@dataclass
+class CampaignResult:
+    campaign_id: str
+    outcome: str
+    published: int
+    rejected: int
+    expired: int
+    blocked: int
+    report_path: str

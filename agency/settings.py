@@ -1,0 +1,119 @@
+"""One settings object for every process (API, workers, supervisor, CLI).
+
+Values come from the environment with the ``AGENCY_`` prefix (``DATABASE_URL`` is also read
+unprefixed, as every PostgreSQL tool expects). Defaults are for local mode only:
+``Settings.check_safe_for_environment`` refuses them anywhere else.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Signing key used only in local mode; production must provide its own.
+_LOCAL_ONLY_SECRET = "local-development-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENCY_", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = "local"
+    # Everything the stack writes (pgdata, temporal sqlite, logs, prepared models, reports).
+    data_dir: Path = REPO_ROOT / ".agency"
+    secret_key: SecretStr = SecretStr(_LOCAL_ONLY_SECRET)
+
+    # PostgreSQL: an external server when DATABASE_URL is set, else the embedded one.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "AGENCY_DATABASE_URL")
+    )
+
+    bind_host: str = "127.0.0.1"
+
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_namespace: str = "default"
+    # host:port of an existing Temporal frontend; when unset the supervisor runs the dev server.
+    temporal_address: str | None = None
+
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    # host:port of an existing Triton gRPC endpoint; when unset the supervisor runs tritonserver.
+    triton_url: str | None = None
+
+    api_port: int = 8080
+    sandbox_port: int = 8090
+    # Base URL of the publishing channel; defaults to the local sandbox channel.
+    channel_base_url: str | None = None
+
+    queue_orchestration: str = "agency-orchestration"
+    queue_inference: str = "agency-inference"
+    queue_integrations: str = "agency-integrations"
+
+    # Campaign timings (seconds). Tests and the demo shrink them; production uses hours/days.
+    approval_timeout_s: float = 72 * 3600
+    approval_reminder_s: float = 24 * 3600
+    metrics_interval_s: float = 3600
+    metrics_rounds: int = 3
+
+    generation_max_tokens: int = 160
+    generation_temperature: float = 0.7
+
+    # ---- derived paths -------------------------------------------------------------
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def models_dir(self) -> Path:
+        """Prepared (converted, quantized) model weights; never committed."""
+        return self.data_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.data_dir / "temporal.sqlite"
+
+    @property
+    def model_repository(self) -> Path:
+        return REPO_ROOT / "model_repository"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"{self.bind_host}:{self.temporal_port}"
+
+    @property
+    def triton_grpc_target(self) -> str:
+        return self.triton_url or f"{self.bind_host}:{self.triton_grpc_port}"
+
+    @property
+    def channel_url(self) -> str:
+        return self.channel_base_url or f"http://{self.bind_host}:{self.sandbox_port}"
+
+    def check_safe_for_environment(self) -> None:
+        """Refuse local-only defaults outside local/test mode."""
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() == _LOCAL_ONLY_SECRET:
+                raise RuntimeError("AGENCY_SECRET_KEY must be set in production")
+            if not self.database_url:
+                raise RuntimeError("DATABASE_URL must point at a managed PostgreSQL in production")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.check_safe_for_environment()
+    return settings

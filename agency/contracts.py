@@ -12,8 +12,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+class WorkflowName:
+    CAMPAIGN = "CampaignWorkflow"
+    CONTENT_PIPELINE = "ContentPipelineWorkflow"
+
+
+class CampaignHandler:
+    """Query/signal/update names on CampaignWorkflow, for callers that don't import workflows."""
+
+    STATUS = "status"
+    PAUSE = "pause"
+    RESUME = "resume"
+    REVIEW = "review"
+
+
+class ReviewErrorType:
+    """ApplicationError types the review update's validator rejects with (mapped to HTTP)."""
+
+    UNKNOWN_ITEM = "UnknownContentItem"
+    NOT_PENDING = "ContentItemNotPending"
+    INVALID = "InvalidReview"
+
+
 # ---- activity names (workflows reference activities by name, never by import) ----------
 class ActivityName:
+    REGISTER_CAMPAIGN = "register_campaign"
     LOAD_CAMPAIGN_HISTORY = "load_campaign_history"
     PLAN_CAMPAIGN = "plan_campaign"
     ALLOCATE_BUDGET = "allocate_budget"
@@ -25,6 +48,8 @@ class ActivityName:
     RECORD_REVIEW = "record_review"
     NOTIFY_REVIEWERS = "notify_reviewers"
     PUBLISH_CONTENT = "publish_content"  # integrations queue (channel adapter)
+    MARK_PUBLISHED = "mark_published"
+    FINISH_CAMPAIGN = "finish_campaign"
     COLLECT_METRICS = "collect_metrics"  # integrations queue
     SAVE_METRICS = "save_metrics"
     BUILD_REPORT = "build_report"
@@ -97,6 +122,19 @@ class CampaignTimings:
     metrics_rounds: int
     generation_max_tokens: int = 160
     generation_temperature: float = 0.7
+    # start-to-close limits; a killed worker's activity is retried after this long
+    activity_timeout_s: float = 30.0
+    generation_timeout_s: float = 120.0
+    max_generation_attempts: int = 3
+
+
+@dataclass
+class TaskQueues:
+    """One task queue per kind of work so each scales on its own."""
+
+    orchestration: str
+    inference: str
+    integrations: str
 
 
 @dataclass
@@ -104,6 +142,7 @@ class CampaignInput:
     campaign_id: str
     brief: CampaignBrief
     timings: CampaignTimings
+    queues: TaskQueues
 
 
 # ---- planning -------------------------------------------------------------------------
@@ -201,6 +240,18 @@ class ContentCalendar:
 
 # ---- content --------------------------------------------------------------------------
 @dataclass
+class ContentPipelineInput:
+    """Child workflow input: produce one checked, stored draft for one calendar entry."""
+
+    campaign_id: str
+    entry: CalendarEntry
+    brief: CampaignBrief
+    plan: CampaignPlan
+    timings: CampaignTimings
+    queues: TaskQueues
+
+
+@dataclass
 class GenerationRequest:
     campaign_id: str
     entry: CalendarEntry
@@ -263,6 +314,19 @@ class SavedContent:
     version: int
 
 
+@dataclass
+class ContentPipelineResult:
+    item_id: str
+    channel: str
+    format: str
+    version: int
+    approval_state: str  # pending, or blocked when compliance never passed
+    title: str
+    body: str
+    attempts: int
+    findings: list[ComplianceFinding] = field(default_factory=list)
+
+
 # ---- approvals ------------------------------------------------------------------------
 @dataclass
 class ReviewDecision:
@@ -285,9 +349,31 @@ class ReviewOutcome:
 class ReviewRecord:
     campaign_id: str
     item_id: str
+    version: int
     approval_state: str
     reviewer: str
     note: str
+
+
+@dataclass
+class RegisterCampaignRequest:
+    campaign_id: str
+    brief: CampaignBrief
+    workflow_id: str
+
+
+@dataclass
+class FinishCampaignRequest:
+    campaign_id: str
+    outcome: str  # completed | cancelled | failed
+    detail: str = ""
+
+
+@dataclass
+class PublishedRecord:
+    campaign_id: str
+    item_id: str
+    external_id: str
 
 
 @dataclass
@@ -388,6 +474,14 @@ class CampaignStatus:
 class ReportRequest:
     campaign_id: str
     outcome: str  # CampaignPhase value the campaign ended in
+    items: list[ItemStatus] = field(default_factory=list)
+
+
+@dataclass
+class ReportResult:
+    campaign_id: str
+    html_path: str
+    summary_path: str
 
 
 @dataclass

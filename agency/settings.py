@@ -21,12 +21,15 @@ _LOCAL_ONLY_SECRET = "local-development-only-secret-change-me"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGENCY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AGENCY_", extra="ignore", populate_by_name=True)
 
     environment: Literal["local", "test", "production"] = "local"
     # Everything the stack writes (pgdata, temporal sqlite, logs, prepared models, reports).
     data_dir: Path = REPO_ROOT / ".agency"
     secret_key: SecretStr = SecretStr(_LOCAL_ONLY_SECRET)
+    # Where prepared (converted, quantized) weights live; defaults to data_dir/models. Set it
+    # to share one prepared copy between stacks with different data dirs (tests, benchmarks).
+    model_cache_dir: Path | None = None
 
     # PostgreSQL: an external server when DATABASE_URL is set, else the embedded one.
     database_url: str | None = Field(
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     sandbox_port: int = 8090
     # Base URL of the publishing channel; defaults to the local sandbox channel.
     channel_base_url: str | None = None
+    # Bearer token for the publishing channel (the sandbox accepts this local default).
+    channel_token: SecretStr = SecretStr("sandbox-local-token")
 
     queue_orchestration: str = "agency-orchestration"
     queue_inference: str = "agency-inference"
@@ -64,6 +69,8 @@ class Settings(BaseSettings):
 
     generation_max_tokens: int = 160
     generation_temperature: float = 0.7
+    activity_timeout_s: float = 30.0
+    generation_timeout_s: float = 120.0
 
     # ---- derived paths -------------------------------------------------------------
     @property
@@ -77,7 +84,7 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         """Prepared (converted, quantized) model weights; never committed."""
-        return self.data_dir / "models"
+        return self.model_cache_dir or self.data_dir / "models"
 
     @property
     def reports_dir(self) -> Path:
@@ -108,6 +115,8 @@ class Settings(BaseSettings):
         if self.environment == "production":
             if self.secret_key.get_secret_value() == _LOCAL_ONLY_SECRET:
                 raise RuntimeError("AGENCY_SECRET_KEY must be set in production")
+            if self.channel_token.get_secret_value() == "sandbox-local-token":
+                raise RuntimeError("AGENCY_CHANNEL_TOKEN must be set in production")
             if not self.database_url:
                 raise RuntimeError("DATABASE_URL must point at a managed PostgreSQL in production")
 

@@ -1,0 +1,145 @@
+"""PostgreSQL-backed activities: campaign records, steps, content versions, reviews, metrics."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from agency.contracts import (
+    ActivityName,
+    CampaignHistory,
+    FinishCampaignRequest,
+    MetricsSnapshot,
+    PublishedRecord,
+    RegisterCampaignRequest,
+    ReviewerNotice,
+    ReviewRecord,
+    SaveContentRequest,
+    SavedContent,
+    StepRecord,
+)
+from agency.db.repository import CampaignRepository
+from agency.serialization import to_json
+
+log = logging.getLogger(__name__)
+
+_FINAL_STATUS = {"completed": "completed", "cancelled": "cancelled", "failed": "failed"}
+
+
+class CampaignStoreActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @activity.defn(name=ActivityName.REGISTER_CAMPAIGN)
+    async def register_campaign(self, req: RegisterCampaignRequest) -> None:
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).create_campaign(
+                campaign_id=req.campaign_id,
+                tenant_slug=req.brief.tenant,
+                name=req.brief.name or req.brief.product,
+                brief=to_json(req.brief),
+                workflow_id=req.workflow_id,
+            )
+
+    @activity.defn(name=ActivityName.LOAD_CAMPAIGN_HISTORY)
+    async def load_campaign_history(self, campaign_id: str) -> CampaignHistory:
+        async with self._sessions() as session:
+            repo = CampaignRepository(session)
+            campaign = await repo.get_campaign(campaign_id)
+            if campaign is None:
+                raise ApplicationError(f"unknown campaign {campaign_id}", non_retryable=True)
+            return await repo.channel_history(campaign.brief["tenant"], exclude_campaign_id=campaign_id)
+
+    @activity.defn(name=ActivityName.RECORD_STEP)
+    async def record_step(self, step: StepRecord) -> None:
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).record_step(step.campaign_id, step.phase, step.detail)
+
+    @activity.defn(name=ActivityName.SAVE_CONTENT)
+    async def save_content(self, req: SaveContentRequest) -> SavedContent:
+        draft = req.draft
+        async with self._sessions() as session, session.begin():
+            version = await CampaignRepository(session).save_content_version(
+                item_id=draft.item_id,
+                campaign_id=draft.campaign_id,
+                channel=draft.channel,
+                format=draft.format,
+                publish_on=date.fromisoformat(req.publish_on),
+                version=draft.attempt,
+                title=draft.title,
+                body=draft.body,
+                model=draft.model,
+                prompt_tokens=draft.prompt_tokens,
+                completion_tokens=draft.completion_tokens,
+                compliance=to_json(req.compliance),
+                approval_state=req.approval_state,
+            )
+        return SavedContent(item_id=draft.item_id, version=version)
+
+    @activity.defn(name=ActivityName.RECORD_REVIEW)
+    async def record_review(self, review: ReviewRecord) -> None:
+        async with self._sessions() as session, session.begin():
+            repo = CampaignRepository(session)
+            await repo.record_review(review.item_id, review.approval_state, review.reviewer, review.note)
+            await repo.add_audit_event(
+                actor=review.reviewer,
+                action=f"content.{review.approval_state}",
+                subject_type="content_item",
+                subject_id=review.item_id,
+                detail={"campaign_id": review.campaign_id, "version": review.version, "note": review.note},
+            )
+
+    @activity.defn(name=ActivityName.NOTIFY_REVIEWERS)
+    async def notify_reviewers(self, notice: ReviewerNotice) -> None:
+        # The audit trail is the notification record; delivery channels (email, chat) hook in here.
+        log.info("campaign %s: %s for %d item(s)", notice.campaign_id, notice.kind, len(notice.pending_item_ids))
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).add_audit_event(
+                actor="system",
+                action=f"approval.{notice.kind}",
+                subject_type="campaign",
+                subject_id=notice.campaign_id,
+                detail={"pending_item_ids": notice.pending_item_ids},
+            )
+
+    @activity.defn(name=ActivityName.MARK_PUBLISHED)
+    async def mark_published(self, record: PublishedRecord) -> None:
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).mark_published(record.item_id, record.external_id)
+
+    @activity.defn(name=ActivityName.SAVE_METRICS)
+    async def save_metrics(self, snapshot: MetricsSnapshot) -> None:
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).save_metrics(snapshot.campaign_id, snapshot.round, snapshot.items)
+
+    @activity.defn(name=ActivityName.FINISH_CAMPAIGN)
+    async def finish_campaign(self, req: FinishCampaignRequest) -> None:
+        async with self._sessions() as session, session.begin():
+            repo = CampaignRepository(session)
+            await repo.update_campaign(
+                req.campaign_id, phase=req.outcome, status=_FINAL_STATUS[req.outcome], completed=True
+            )
+            await repo.add_audit_event(
+                actor="system",
+                action=f"campaign.{req.outcome}",
+                subject_type="campaign",
+                subject_id=req.campaign_id,
+                detail={"detail": req.detail} if req.detail else None,
+            )
+
+    def all(self) -> list:
+        return [
+            self.register_campaign,
+            self.load_campaign_history,
+            self.record_step,
+            self.save_content,
+            self.record_review,
+            self.notify_reviewers,
+            self.mark_published,
+            self.save_metrics,
+            self.finish_campaign,
+        ]

@@ -1,0 +1,57 @@
+"""Inference activity: write one piece of copy with the language model served by Triton."""
+
+from __future__ import annotations
+
+import hashlib
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import business_error
+from agency.agents.content import build_prompt, parse_generation
+from agency.contracts import ActivityName, ContentDraft, GenerationRequest
+from agency.inference import InferenceUnavailable, TritonInference
+
+
+def generation_seed(item_id: str, attempt: int) -> int:
+    """Stable per item and attempt: a retried activity asks for the same text, a new attempt varies it."""
+    digest = hashlib.sha256(f"{item_id}#{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class ContentGenerationActivities:
+    def __init__(self, inference: TritonInference) -> None:
+        self._inference = inference
+
+    @activity.defn(name=ActivityName.GENERATE_CONTENT)
+    async def generate_content(self, req: GenerationRequest) -> ContentDraft:
+        system, prompt = build_prompt(req)
+        try:
+            generation = await self._inference.generate(
+                prompt,
+                system=system,
+                max_tokens=req.max_tokens,
+                temperature=req.temperature,
+                seed=generation_seed(req.entry.item_id, req.attempt),
+            )
+        except InferenceUnavailable as err:
+            # Retryable: Triton may be restarting; the retry policy backs off.
+            raise ApplicationError(f"model server unavailable: {err}", type="InferenceUnavailable") from err
+        except ValueError as err:
+            raise business_error(err) from err
+        title, body = parse_generation(req.entry.format, generation.text, req)
+        return ContentDraft(
+            item_id=req.entry.item_id,
+            campaign_id=req.campaign_id,
+            channel=req.entry.channel,
+            format=req.entry.format,
+            title=title,
+            body=body,
+            model=generation.model,
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            attempt=req.attempt,
+        )
+
+    def all(self) -> list:
+        return [self.generate_content]

@@ -1,0 +1,88 @@
+"""Report activity: assemble the campaign's stored data and write the report people read."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from agency.agents.reporting import ReportInput, render_html, render_markdown, summarize
+from agency.contracts import (
+    ActivityName,
+    BudgetAllocation,
+    CampaignBrief,
+    CampaignPlan,
+    ItemMetrics,
+    MetricsSnapshot,
+    ReportRequest,
+    ReportResult,
+)
+from agency.db.repository import CampaignRepository
+from agency.serialization import from_json
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ReportActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], reports_dir: Path) -> None:
+        self._sessions = sessions
+        self._reports_dir = reports_dir
+
+    @activity.defn(name=ActivityName.BUILD_REPORT)
+    async def build_report(self, req: ReportRequest) -> ReportResult:
+        async with self._sessions() as session:
+            repo = CampaignRepository(session)
+            campaign = await repo.get_campaign(req.campaign_id)
+            if campaign is None or campaign.plan is None or campaign.budget is None:
+                raise ApplicationError(f"campaign {req.campaign_id} has no plan/budget", non_retryable=True)
+            rows = await repo.campaign_metrics(req.campaign_id)
+
+        external_ids = {item.item_id: item.external_id for item in req.items}
+        rounds: dict[int, list[ItemMetrics]] = defaultdict(list)
+        for row in rows:
+            rounds[row.round].append(
+                ItemMetrics(
+                    item_id=row.item_id,
+                    channel=row.channel,
+                    external_id=external_ids.get(row.item_id, ""),
+                    impressions=row.impressions,
+                    clicks=row.clicks,
+                    conversions=row.conversions,
+                    spend_cents=row.spend_cents,
+                )
+            )
+        report_input = ReportInput(
+            campaign_id=req.campaign_id,
+            brief=from_json(CampaignBrief, campaign.brief),
+            plan=from_json(CampaignPlan, campaign.plan),
+            budget=from_json(BudgetAllocation, campaign.budget),
+            items=req.items,
+            metrics=[
+                MetricsSnapshot(campaign_id=req.campaign_id, round=r, items=rounds[r]) for r in sorted(rounds)
+            ],
+            outcome=req.outcome,
+        )
+        summary = summarize(report_input)
+
+        self._reports_dir.mkdir(parents=True, exist_ok=True)
+        html_path = self._reports_dir / f"{req.campaign_id}.html"
+        summary_path = self._reports_dir / f"{req.campaign_id}.json"
+        _write_atomically(html_path, render_html(report_input, summary))
+        _write_atomically(self._reports_dir / f"{req.campaign_id}.md", render_markdown(report_input, summary))
+        _write_atomically(summary_path, json.dumps(summary, indent=2, default=str))
+
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).update_campaign(req.campaign_id, report_path=str(html_path))
+        return ReportResult(campaign_id=req.campaign_id, html_path=str(html_path), summary_path=str(summary_path))
+
+    def all(self) -> list:
+        return [self.build_report]

@@ -1,0 +1,218 @@
+"""Compliance checks on generated copy: personal data, unapproved claims, channel limits.
+
+Findings never repeat the personal data they found: excerpts are masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from agency.agents.content import CHANNEL_LIMITS, limit_violations
+from agency.contracts import ComplianceFinding, ComplianceRequest, ComplianceResult
+
+BLOCK = "block"
+WARN = "warn"
+
+EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+# 13-19 digits, optionally grouped by single spaces or dashes.
+CARD_RE = re.compile(r"(?<![\d$.,])\d(?:[ -]?\d){12,18}(?![\d%])")
+# International: + country code then groups (the + is what makes a bare number a phone).
+INTL_PHONE_RE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\d%])")
+# US/NANP: (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567, 1-800-555-0199.
+US_PHONE_RE = re.compile(
+    r"(?<![\w$.,+])(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\d%]|[.,]\d)"
+)
+
+_CLAIM_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (label, re.compile(pattern, re.I))
+    for label, pattern in (
+        # "Best regards" is a sign-off, not a claim.
+        ("superlative", r"\bbest\b(?! regards| wishes)|\b(?:fastest|cheapest|strongest|safest|"
+                        r"smartest|industry-leading|market-leading|the leading|top-rated|"
+                        r"most (?:trusted|popular|advanced|powerful|reliable)|unbeatable|unmatched|"
+                        r"world'?s (?:first|only|best)|number one|no\. ?1)\b|#1\b"),
+        ("proof", r"\b(?:clinically|scientifically|medically) (?:proven|tested)\b|\bproven\b"),
+        ("number", r"\b\d+(?:\.\d+)?\s?(?:%|percent\b)|\b\d+(?:\.\d+)?x\b|"
+                   r"\b\d+(?:\.\d+)?\s?times (?:more|less|faster|better|cheaper|higher|lower|as)\b"),
+        ("absolute", r"\bguarantee[sd]?\b|\brisk[- ]free\b|\bcure[sd]?\b"),
+    )
+)
+# Absolute promises block unless the brief approved them; other unapproved claims warn.
+_ABSOLUTE = dict(_CLAIM_PATTERNS)["absolute"]
+
+_STOPWORDS = frozenset(
+    "a an the and or of for to in on with by our your you we is are be it its this that "
+    "at as from can will than more most".split()
+)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_CLAIM_OVERLAP = 0.6
+
+
+def check_compliance(req: ComplianceRequest) -> ComplianceResult:
+    """Redact personal data, flag claims against the approved list, enforce channel limits."""
+    draft = req.draft
+    findings: list[ComplianceFinding] = []
+    title = redact_pii(draft.title, findings)
+    body = redact_pii(draft.body, findings)
+
+    claims_found: list[str] = []
+    for sentence in split_sentences(title) + split_sentences(body):
+        if not is_claim(sentence):
+            continue
+        claims_found.append(sentence)
+        if claim_supported(sentence, req.key_claims):
+            continue
+        absolute = _ABSOLUTE.search(sentence) is not None
+        findings.append(
+            ComplianceFinding(
+                rule="claims.unapproved",
+                severity=BLOCK if absolute else WARN,
+                message=(
+                    "absolute promise not approved in the brief" if absolute
+                    else "claim not among the brief's approved claims; a reviewer must confirm it"
+                ),
+                excerpt=sentence[:160],
+            )
+        )
+
+    findings.extend(_limit_findings(draft.format, title, body))
+    return ComplianceResult(
+        item_id=draft.item_id,
+        passed=not any(f.severity == BLOCK for f in findings),
+        findings=findings,
+        claims_found=claims_found,
+        sanitized_title=title,
+        sanitized_body=body,
+    )
+
+
+def redact_pii(text: str, findings: list[ComplianceFinding] | None = None) -> str:
+    """Replace emails, card numbers and phone numbers; record a masked finding for each."""
+    sink = findings if findings is not None else []
+    # Cards first: a long digit run must not be half-eaten by the phone patterns.
+    text = _redact(text, CARD_RE, "[card removed]", "pii.credit_card", "a payment card number", _card_match, sink)
+    text = _redact(text, EMAIL_RE, "[email removed]", "pii.email", "an email address", _email_mask, sink)
+    for pattern in (INTL_PHONE_RE, US_PHONE_RE):
+        text = _redact(text, pattern, "[phone removed]", "pii.phone", "a phone number", _phone_match, sink)
+    return text
+
+
+def luhn_valid(digits: str) -> bool:
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()]
+
+
+def is_claim(sentence: str) -> bool:
+    return any(pattern.search(sentence) for _, pattern in _CLAIM_PATTERNS)
+
+
+def claim_supported(sentence: str, key_claims: list[str]) -> bool:
+    """True when an approved claim covers the sentence.
+
+    Either text contains the other (case-insensitive), or most of the approved claim's
+    words appear in the sentence and every number in the sentence is in the claim (so an
+    approved "cuts costs by 30%" does not cover "cuts costs by 90%").
+    """
+    text = _normalize(sentence)
+    words, numbers = _content_words(text), _numbers(text)
+    for claim in key_claims:
+        approved = _normalize(claim)
+        if not approved:
+            continue
+        if f" {approved} " in f" {text} " or f" {text} " in f" {approved} ":
+            return True
+        approved_words = _content_words(approved)
+        if not approved_words or not numbers <= _numbers(approved):
+            continue
+        if len(approved_words & words) / len(approved_words) >= _CLAIM_OVERLAP:
+            return True
+    return False
+
+
+# ---- helpers --------------------------------------------------------------------------
+def _redact(
+    text: str,
+    pattern: re.Pattern[str],
+    replacement: str,
+    rule: str,
+    label: str,
+    describe: Callable[[str], str | None],
+    findings: list[ComplianceFinding],
+) -> str:
+    """Replace matches that describe() accepts (it returns the masked excerpt, or None)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        excerpt = describe(match.group(0))
+        if excerpt is None:
+            return match.group(0)
+        findings.append(ComplianceFinding(rule, BLOCK, f"copy contains {label}", excerpt))
+        return replacement
+
+    return pattern.sub(substitute, text)
+
+
+def _card_match(candidate: str) -> str | None:
+    digits = re.sub(r"\D", "", candidate)
+    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
+        return None
+    return f"card ending {digits[-4:]}"
+
+
+def _email_mask(candidate: str) -> str:
+    local, _, domain = candidate.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _phone_match(candidate: str) -> str | None:
+    digits = re.sub(r"\D", "", candidate)
+    if candidate.startswith("+"):
+        plausible = 8 <= len(digits) <= 15
+    else:
+        plausible = len(digits) == 10 or (len(digits) == 11 and digits.startswith("1"))
+    return f"phone ending {digits[-2:]}" if plausible else None
+
+
+# Limit violation code → (finding rule, severity). Over-limit copy cannot be published.
+_LIMIT_RULES = {
+    "body.long": ("length.max", BLOCK),
+    "title.long": ("length.max", BLOCK),
+    "body.empty": ("content.empty", BLOCK),
+    "body.short": ("length.min", WARN),
+    "title.empty": ("content.title", WARN),
+    "title.unexpected": ("content.title", WARN),
+}
+
+
+def _limit_findings(fmt: str, title: str, body: str) -> list[ComplianceFinding]:
+    if fmt not in CHANNEL_LIMITS:
+        return [ComplianceFinding("format.unknown", BLOCK, f"unknown content format {fmt!r}")]
+    findings: list[ComplianceFinding] = []
+    for code, message in limit_violations(fmt, title, body):
+        rule, severity = _LIMIT_RULES[code]
+        findings.append(ComplianceFinding(rule, severity, message))
+    return findings
+
+
+def _normalize(text: str) -> str:
+    """Lower-case word tokens (keeping decimals, % and #) joined by single spaces."""
+    return " ".join(re.findall(r"\d+(?:\.\d+)?%?|[\w#]+%?", text.lower()))
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in text.split() if w not in _STOPWORDS}
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:\.\d+)?", text))

@@ -1,0 +1,184 @@
+"""The `agency` command: run the local stack or one of its parts.
+
+Expected failures (a service that won't start, a port in use, a missing setting) print one
+clear message to stderr and exit non-zero; only real bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from agency.services.process import ServiceStartError
+from agency.settings import Settings, get_settings
+
+WORKER_QUEUE_CHOICES = ("orchestration", "inference", "integrations", "all")
+
+
+def _eprint(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _sigterm_as_interrupt() -> None:
+    """Treat SIGTERM like Ctrl-C so cleanup (finally blocks) runs while starting up."""
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def _print_urls(urls: dict[str, str]) -> None:
+    width = max(map(len, urls), default=0)
+    print("\nagency is running:")
+    for name, url in urls.items():
+        print(f"  {name.ljust(width)}  {url}")
+    print("press Ctrl-C to stop\n", flush=True)
+
+
+# ---- subcommands ------------------------------------------------------------------------
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.supervisor import Stack
+
+    stack = Stack(settings, with_api=not args.no_api, with_workers=not args.no_workers)
+    _sigterm_as_interrupt()
+    stack.start()
+    _print_urls(stack.urls())
+    return stack.run_forever()
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.main import main as worker_main
+
+    code = worker_main(args.queue)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's core threads can keep the process alive after shutdown (sdk-python #300).
+    os._exit(code)
+
+
+def cmd_models_prepare(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.models_prep import prepare_models
+
+    prepare_models(settings, progress=print)
+    print(f"models ready in {settings.models_dir}")
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.db.migrate import upgrade_head
+    from agency.db.session import resolve_database_url
+    from agency.supervisor import redact_url
+
+    url = resolve_database_url(settings)
+    upgrade_head(url)
+    print(f"database at {redact_url(url)} is at the latest schema")
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host or settings.bind_host,
+        port=args.port or settings.api_port,
+    )
+    return 0
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.sandbox.__main__ import main as sandbox_main
+
+    return sandbox_main(args.sandbox_args)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.demo import apply_demo_environment, run_demo
+    from agency.supervisor import Stack
+
+    apply_demo_environment()
+    get_settings.cache_clear()
+    settings = get_settings()
+    stack = Stack(settings)
+    _sigterm_as_interrupt()
+    try:
+        stack.start()
+        _print_urls(stack.urls())
+        return run_demo(settings)
+    finally:
+        stack.stop()
+
+
+# ---- parser -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agency", description="Autonomous marketing agency backend.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start PostgreSQL, Temporal, Triton, the sandbox, workers and the API")
+    up.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
+    up.add_argument("--no-workers", action="store_true", help="do not start the Temporal workers")
+    up.set_defaults(handler=cmd_up)
+
+    worker = sub.add_parser("worker", help="run Temporal workers for one or more task queues")
+    worker.add_argument(
+        "--queue", action="append", required=True, choices=WORKER_QUEUE_CHOICES,
+        help="task queue kind to serve (repeatable; 'all' serves every queue)",
+    )
+    worker.set_defaults(handler=cmd_worker)
+
+    models = sub.add_parser("models", help="model weights")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    prepare = models_sub.add_parser("prepare", help="convert and quantize the models once (idempotent)")
+    prepare.set_defaults(handler=cmd_models_prepare)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    api = sub.add_parser("api", help="run the HTTP API in this process")
+    api.add_argument("--host", default=None, help="default: AGENCY_BIND_HOST")
+    api.add_argument("--port", type=int, default=None, help="default: AGENCY_API_PORT")
+    api.set_defaults(handler=cmd_api)
+
+    sandbox = sub.add_parser(
+        "sandbox", help="run the local sandbox publishing channel (options as python -m agency.sandbox)"
+    )
+    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(handler=cmd_sandbox)
+
+    demo = sub.add_parser("demo", help="start the whole stack, run a demo campaign through the API, stop")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        _eprint(f"agency: invalid settings:\n{exc}")
+        return 2
+    except RuntimeError as exc:  # production refuses local defaults
+        _eprint(f"agency: {exc}")
+        return 2
+    try:
+        return args.handler(settings, args)
+    except ServiceStartError as exc:
+        _eprint(f"agency: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _eprint("agency: interrupted")
+        return 130
+    except (RuntimeError, FileNotFoundError) as exc:  # e.g. "run `agency up`" from resolve_database_url
+        _eprint(f"agency: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence: typed models, async sessions, Alembic migrations, repository."""

@@ -1,0 +1,232 @@
+"""SQLAlchemy 2 typed models: the agency's durable record of tenants, campaigns and content.
+
+Temporal holds workflow state; these tables hold what people and reports read afterwards.
+Constraint names follow the naming convention so Alembic migrations are deterministic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CAMPAIGN_STATUSES = ("running", "completed", "cancelled", "failed")
+APPROVAL_STATES = ("pending", "approved", "rejected", "expired", "blocked")
+REVIEW_DECISIONS = ("approved", "rejected", "expired")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _updated_at() -> Mapped[datetime]:
+    # onupdate covers ORM flushes; the repository's bulk UPDATEs set it explicitly.
+    return mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONB, str: Text}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
+    slug: Mapped[str] = mapped_column(unique=True)
+    name: Mapped[str]
+    created_at: Mapped[datetime] = _created_at()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str]
+    role: Mapped[str]
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status_valid"),
+        # Budgets are integer cents inside the JSON documents; a negative total is a bug upstream.
+        CheckConstraint(
+            "COALESCE((brief->>'total_budget_cents')::numeric, 0) >= 0", name="brief_budget_non_negative"
+        ),
+        CheckConstraint(
+            "budget IS NULL OR COALESCE((budget->>'total_budget_cents')::numeric, 0) >= 0",
+            name="budget_non_negative",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # "cmp_<hex>"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str]
+    brief: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(server_default="running")
+    phase: Mapped[str]
+    workflow_id: Mapped[str] = mapped_column(unique=True)
+    plan: Mapped[dict[str, Any] | None]
+    budget: Mapped[dict[str, Any] | None]
+    report_path: Mapped[str | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignStep(Base):
+    """One row per phase a campaign reached; re-recording a phase is a no-op."""
+
+    __tablename__ = "campaign_steps"
+    __table_args__ = (UniqueConstraint("campaign_id", "phase"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phase: Mapped[str]
+    detail: Mapped[str] = mapped_column(server_default="")
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ContentItem(Base):
+    """A calendar slot (``item_id`` like "cmp_x:social:1") and its current state."""
+
+    __tablename__ = "content_items"
+    __table_args__ = (
+        CheckConstraint(_in("approval_state", APPROVAL_STATES), name="approval_state_valid"),
+        CheckConstraint("current_version >= 1", name="current_version_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str]
+    format: Mapped[str]
+    publish_on: Mapped[date] = mapped_column(Date)
+    approval_state: Mapped[str]
+    current_version: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str | None]
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class ContentVersion(Base):
+    """Immutable generated copy; each regeneration adds a version."""
+
+    __tablename__ = "content_versions"
+    __table_args__ = (
+        UniqueConstraint("item_id", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("prompt_tokens >= 0 AND completion_tokens >= 0", name="tokens_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str]
+    body: Mapped[str]
+    model: Mapped[str]
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    compliance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ContentReview(Base):
+    __tablename__ = "content_reviews"
+    __table_args__ = (
+        CheckConstraint(_in("decision", REVIEW_DECISIONS), name="decision_valid"),
+        # Makes a retried review activity insert once.
+        UniqueConstraint("item_id", "version", "decision"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str]
+    reviewer: Mapped[str]
+    note: Mapped[str] = mapped_column(server_default="")
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ChannelMetric(Base):
+    """Cumulative metrics of one published item as of one collection round."""
+
+    __tablename__ = "channel_metrics"
+    __table_args__ = (
+        UniqueConstraint("item_id", "round"),
+        CheckConstraint("round >= 0", name="round_non_negative"),
+        CheckConstraint(
+            "impressions >= 0 AND clicks >= 0 AND conversions >= 0 AND spend_cents >= 0",
+            name="metrics_non_negative",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"))
+    channel: Mapped[str]
+    round: Mapped[int] = mapped_column(Integer)
+    impressions: Mapped[int] = mapped_column(BigInteger)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+    conversions: Mapped[int] = mapped_column(BigInteger)
+    spend_cents: Mapped[int] = mapped_column(BigInteger)
+    collected_at: Mapped[datetime] = _created_at()
+
+
+class AuditEvent(Base):
+    """Append-only audit trail. No foreign keys: the trail must outlive what it describes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    actor: Mapped[str]
+    action: Mapped[str]
+    subject_type: Mapped[str]
+    subject_id: Mapped[str]
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
+    )

@@ -1,0 +1,189 @@
+"""The demo: one real campaign through the HTTP API of a running stack, approval included.
+
+It plays the client: starts a campaign, shows progress, reviews the generated content as a
+person would (through the API), waits for publishing and measurement, then prints the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from datetime import date, timedelta
+
+import httpx
+
+from agency.contracts import CampaignPhase
+from agency.inference import TritonInference
+from agency.settings import Settings
+
+# Demo timings: the workflow waits seconds where production waits hours (set before the stack starts).
+DEMO_ENV = {
+    "AGENCY_METRICS_INTERVAL_S": "2",
+    "AGENCY_METRICS_ROUNDS": "3",
+    "AGENCY_APPROVAL_REMINDER_S": "120",
+    "AGENCY_APPROVAL_TIMEOUT_S": "600",
+    "AGENCY_GENERATION_MAX_TOKENS": "120",
+}
+
+PHASES = [
+    CampaignPhase.PLANNING,
+    CampaignPhase.BUDGETING,
+    CampaignPhase.SCHEDULING,
+    CampaignPhase.GENERATING,
+    CampaignPhase.AWAITING_APPROVAL,
+    CampaignPhase.PUBLISHING,
+    CampaignPhase.MEASURING,
+    CampaignPhase.REPORTING,
+    CampaignPhase.COMPLETED,
+]
+CLOSED = {"completed", "cancelled", "failed"}
+
+
+def demo_brief(today: date) -> dict:
+    start = today + timedelta(days=7)
+    return {
+        "tenant": "northwind-outdoor",
+        "name": "Trailblaze winter launch",
+        "product": "Trailblaze waterproof hiking boots",
+        "audience": "weekend hikers aged 25-45 who hike in wet weather",
+        "goals": ["drive online sales of the new boot", "grow newsletter signups"],
+        "channels": ["blog", "social", "email"],
+        "total_budget": "6000.00",
+        "start_date": start.isoformat(),
+        "end_date": (start + timedelta(days=13)).isoformat(),
+        "key_claims": ["waterproof for 8 hours of rain", "free returns for 60 days"],
+    }
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def _progress(view: dict, started: float) -> str:
+    phase = view["phase"]
+    index = next((i for i, p in enumerate(PHASES) if p.value == phase), 0) + 1
+    bar = "#" * index + "-" * (len(PHASES) - index)
+    states: dict[str, int] = {}
+    for item in view["items"]:
+        states[item["approval_state"]] = states.get(item["approval_state"], 0) + 1
+    items = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-"
+    paused = " (paused)" if view.get("paused") else ""
+    return f"[{time.monotonic() - started:6.1f}s] [{bar}] {phase}{paused} | items: {items}"
+
+
+def _print_content(content: list[dict]) -> None:
+    for item in content:
+        findings = item["compliance"].get("findings", [])
+        print(f"\n--- {item['item_id']} ({item['format']}, {item['publish_on']}) [{item['approval_state']}]")
+        print(f"    model: {item['model']}, {item['completion_tokens']} tokens, attempt {item['version']}")
+        if item["title"]:
+            print(f"    title: {item['title']}")
+        for line in item["body"].splitlines() or [""]:
+            print(f"    | {line}")
+        for finding in findings:
+            print(f"    ! {finding['severity']}: {finding['rule']}: {finding['message']}")
+
+
+def _review(item: dict) -> tuple[str, str]:
+    """The demo reviewer's rule: approve clean copy; reject copy with unsupported claims."""
+    warnings = [f for f in item["compliance"].get("findings", []) if f["severity"] == "warn"]
+    if warnings:
+        return "reject", "unsupported claim: " + warnings[0]["message"]
+    return "approve", "looks good"
+
+
+def run_demo(settings: Settings, *, poll_s: float = 0.5, timeout_s: float = 900) -> int:
+    try:
+        return _run(settings, poll_s=poll_s, timeout_s=timeout_s)
+    except (DemoFailed, httpx.HTTPError) as err:
+        print(f"\ndemo failed: {err}", file=sys.stderr)
+        return 1
+
+
+def _generation_count(settings: Settings) -> int:
+    async def count() -> int:
+        client = TritonInference(settings.triton_grpc_target)
+        try:
+            return await client.inference_count("content_generator")
+        finally:
+            await client.close()
+
+    return asyncio.run(count())
+
+
+def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
+    base = f"http://{settings.bind_host}:{settings.api_port}"
+    generated_before = _generation_count(settings)
+    with httpx.Client(base_url=base, timeout=60) as api:
+        response = api.post("/v1/campaigns", json=demo_brief(date.today()))
+        if response.status_code != 202:
+            raise DemoFailed(f"POST /v1/campaigns -> {response.status_code}: {response.text}")
+        campaign_id = response.json()["campaign_id"]
+        print(f"\ncampaign {campaign_id} accepted; following it through the API\n")
+
+        started = time.monotonic()
+        last_line = ""
+        reviewed = False
+        view: dict = {}
+        while time.monotonic() - started < timeout_s:
+            view = api.get(f"/v1/campaigns/{campaign_id}").json()
+            line = _progress(view, started)
+            if line.split("] ", 2)[-1] != last_line.split("] ", 2)[-1]:
+                print(line, flush=True)
+                last_line = line
+            if view["phase"] == CampaignPhase.AWAITING_APPROVAL.value and view["live"] and not reviewed:
+                reviewed = True
+                content = api.get(f"/v1/campaigns/{campaign_id}/content").json()
+                print("\nGenerated content awaiting approval:")
+                _print_content(content)
+                pending = [c for c in content if c["approval_state"] == "pending"]
+                decisions = [(c, *_review(c)) for c in pending]
+                if decisions and all(d == "reject" for _, d, _ in decisions):
+                    decisions = [(c, "approve", "approved despite warnings for the demo") for c, _, _ in decisions]
+                print("\nReviewing through POST /v1/campaigns/{id}/approvals:")
+                for item, decision, note in decisions:
+                    result = api.post(
+                        f"/v1/campaigns/{campaign_id}/approvals",
+                        json={"item_id": item["item_id"], "decision": decision, "reviewer": "demo-reviewer", "note": note},
+                    )
+                    if result.status_code != 200:
+                        raise DemoFailed(f"approval of {item['item_id']} -> {result.status_code}: {result.text}")
+                    print(f"  {decision:7s} {item['item_id']}  ({note})")
+                print()
+            if view["status"] in CLOSED and not view["live"]:
+                break
+            time.sleep(poll_s)
+        else:
+            raise DemoFailed(f"campaign did not finish within {timeout_s:.0f}s (last phase {view.get('phase')})")
+
+        if view["status"] != "completed":
+            raise DemoFailed(f"campaign ended {view['status']}")
+        print(_progress(view, started))
+
+        content = api.get(f"/v1/campaigns/{campaign_id}/content").json()
+        report = api.get(f"/v1/campaigns/{campaign_id}/report").json()
+
+    generated = _generation_count(settings) - generated_before
+    print("\n==================== summary ====================")
+    print(report["markdown"])
+    print("\n==================== content ====================")
+    _print_content(content)
+    print("\n==================== where to look ==============")
+    print(f"generations served by Triton's content_generator: {generated}")
+    print(f"report:       {report['html_path']}")
+    print(f"API:          {base}/v1/campaigns/{campaign_id}   (docs: {base}/docs)")
+    print(
+        f"Temporal UI:  http://{settings.bind_host}:{settings.temporal_ui_port}"
+        f"/namespaces/{settings.temporal_namespace}/workflows/{campaign_id}"
+    )
+    if generated < len(content):
+        raise DemoFailed("fewer model generations than content items")
+    return 0
+
+
+def apply_demo_environment() -> None:
+    """Demo timings unless the user set their own; children of the stack inherit them."""
+    for name, value in DEMO_ENV.items():
+        os.environ.setdefault(name, value)

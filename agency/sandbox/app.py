@@ -1,0 +1,392 @@
+"""Local sandbox publishing channel: the REST protocol every channel adapter speaks.
+
+Real platforms (blog CMS, social network, email service) are unreachable here, so the product
+publishes through :mod:`agency.channels` to this protocol, and this server implements it
+locally with SQLite persistence and a deterministic simulated audience.
+
+Protocol (JSON in and out; all ``/v1`` routes need ``Authorization: Bearer <token>``)
+------------------------------------------------------------------------------------------
+Errors always have the shape ``{"error": {"code": str, "message": str, "fields": [str]}}``
+(``fields`` names the offending request fields; ``details`` gives one entry per problem).
+
+``POST /v1/channels/{channel}/posts`` — publish. ``channel`` is ``blog``, ``social`` or
+``email`` (else 404 ``unknown_channel``). Header ``Idempotency-Key`` is required (else 400
+``idempotency_key_missing``; at most 255 characters). Body::
+
+    {"campaign_id": str, "item_id": str, "format": "blog_post"|"social_post"|"email",
+     "title": str, "body": str, "budget_cents": int >= 0}
+
+``format`` must match the channel; blog needs a title, email needs a title (the subject,
+<= 150 chars); social bodies are <= 280 chars; an empty body is rejected. Invalid requests
+get 422 ``validation_failed``; a body that is not a JSON object gets 400 ``invalid_json``.
+
+* 201 + the post: first request with this key.
+* 200 + the SAME post and header ``Idempotent-Replayed: true``: the key was seen with an
+  identical body (channel, campaign_id, item_id, format, title, body, budget_cents).
+* 409 ``idempotency_key_reused``: the key was seen with a different body.
+
+The key lookup and the insert run in one SQLite write transaction, so concurrent duplicates
+create exactly one post.
+
+Post object: ``{"id", "object": "post", "url", "channel", "campaign_id", "item_id", "format",
+"title", "body", "budget_cents", "status": "published", "created_at" (ISO-8601 UTC),
+"idempotency_key"}``.
+
+``GET /v1/posts/{id}`` — one post (404 ``not_found``).
+``GET /v1/posts?campaign_id=&channel=`` — ``{"object": "list", "data": [post...]}``.
+``GET /v1/posts/{id}/metrics`` — cumulative simulated metrics ``{"post_id", "channel",
+"impressions", "clicks", "conversions", "spend_cents", "budget_cents", "as_of",
+"elapsed_simulated_s"}``. Simulated time runs ``time_scale`` times faster than real time
+(default 3600: one real second is one simulated hour); see :mod:`agency.sandbox.audience`.
+``GET /v1/deliveries?campaign_id=`` — every publish attempt received, in order:
+``{"seq", "received_at", "channel", "idempotency_key", "campaign_id", "item_id", "outcome"
+("created"|"replayed"|"rejected"|"failed"), "status_code", "error_code", "post_id"}``.
+
+Fault injection (sandbox only): ``PUT /v1/sandbox/faults`` with ``{"count": N, "status_code":
+503, "after_commit": false}`` makes the next N valid publish requests answer ``status_code``
+(with ``Retry-After: 1``). ``after_commit: true`` creates the post first and then answers the
+error, as when a response is lost on the way back; a retry with the same key then gets the
+200 replay. ``GET /v1/sandbox/faults`` shows how many remain.
+
+``GET /healthz`` — 200 ``{"status": "ok"}``, no auth. ``GET /p/{id}`` — the public page of a
+post (what ``url`` points to), no auth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agency.contracts import CHANNEL_FORMAT
+from agency.sandbox.audience import audience_model
+from agency.sandbox.store import Post, PostInput, SandboxStore
+
+# Public, well-known token: only acceptable on a loopback-bound local sandbox.
+DEFAULT_LOCAL_TOKEN = "sandbox-local-token"
+TOKEN_ENV = "AGENCY_SANDBOX_TOKEN"
+
+_MAX_KEY_LENGTH = 255
+_MAX_ID_LENGTH = 200
+_MAX_TITLE = {"blog": 200, "email": 150, "social": 200}
+_MAX_BODY = {"blog": 100_000, "email": 100_000, "social": 280}
+
+
+class SandboxError(Exception):
+    """An error answered in the protocol's JSON error shape."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.headers = headers
+
+
+def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict:
+    details = details or []
+    fields = list(dict.fromkeys(d["field"] for d in details if d.get("field")))
+    return {"error": {"code": code, "message": message, "fields": fields, "details": details}}
+
+
+def resolve_tokens(tokens: Iterable[str] | None) -> tuple[frozenset[str], bool]:
+    """Accepted tokens and whether they are the public local default.
+
+    Explicit ``tokens`` win; else ``AGENCY_SANDBOX_TOKEN``, else ``AGENCY_CHANNEL_TOKEN``; else
+    the default token, but only when ``AGENCY_ENVIRONMENT`` is local or test.
+    """
+    if tokens is not None:
+        accepted = frozenset(t for t in tokens if t)
+        if not accepted:
+            raise ValueError("the sandbox needs at least one non-empty token")
+        return accepted, DEFAULT_LOCAL_TOKEN in accepted
+    # AGENCY_CHANNEL_TOKEN is what the adapter sends (Settings.channel_token): accepting it
+    # lets one variable configure both ends of a local stack.
+    from_env = (os.environ.get(TOKEN_ENV) or os.environ.get("AGENCY_CHANNEL_TOKEN") or "").strip()
+    if from_env:
+        return frozenset({from_env}), from_env == DEFAULT_LOCAL_TOKEN
+    environment = os.environ.get("AGENCY_ENVIRONMENT", "local").strip().lower()
+    if environment not in ("local", "test"):
+        raise RuntimeError(f"set {TOKEN_ENV}: the default sandbox token is for local mode only")
+    return frozenset({DEFAULT_LOCAL_TOKEN}), True
+
+
+class FaultConfig(BaseModel):
+    count: int = Field(ge=0, le=1000)
+    status_code: int = Field(default=503, ge=400, le=599)
+    after_commit: bool = False
+
+
+@dataclass(frozen=True)
+class _Validated:
+    post: PostInput
+    fingerprint: str
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _validate_post(channel: str, payload: dict[str, Any]) -> _Validated:
+    problems: list[dict[str, str]] = []
+
+    def problem(field: str, code: str, message: str) -> None:
+        problems.append({"field": field, "code": code, "message": message})
+
+    def text(field: str, required: bool, max_length: int, empty_message: str = "") -> str:
+        value = payload.get(field, None if required else "")
+        if value is None or not isinstance(value, str):
+            problem(field, "required" if value is None else "type", f"{field} must be a string")
+            return ""
+        if required and not value.strip():
+            problem(field, "empty", empty_message or f"{field} must not be empty")
+        elif len(value) > max_length:
+            problem(field, "too_long", f"{field} is {len(value)} chars; max {max_length}")
+        return value
+
+    campaign_id = text("campaign_id", True, _MAX_ID_LENGTH)
+    item_id = text("item_id", True, _MAX_ID_LENGTH)
+    fmt = text("format", True, 50)
+    if fmt and fmt != CHANNEL_FORMAT[channel]:
+        problem("format", "format_mismatch", f"channel {channel} takes {CHANNEL_FORMAT[channel]}")
+    subject = " (the subject line)" if channel == "email" else ""
+    title = text(
+        "title", channel in ("blog", "email"), _MAX_TITLE[channel],
+        empty_message=f"{channel} posts need a title{subject}",
+    )
+    body = text("body", True, _MAX_BODY[channel])
+    budget = payload.get("budget_cents")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        problem("budget_cents", "type", "budget_cents must be an integer")
+        budget = 0
+    elif budget < 0:
+        problem("budget_cents", "negative", "budget_cents must be >= 0")
+
+    if problems:
+        raise SandboxError(422, "validation_failed", "the post is invalid", details=problems)
+    post = PostInput(channel, campaign_id, item_id, fmt, title, body, budget)
+    canonical = json.dumps(
+        [channel, campaign_id, item_id, fmt, title, body, budget], ensure_ascii=False
+    )
+    return _Validated(post, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+
+
+def create_sandbox_app(
+    db_path: Path, time_scale: float = 3600.0, tokens: Iterable[str] | None = None
+) -> FastAPI:
+    """The sandbox channel as an ASGI app; all state lives in the SQLite file ``db_path``."""
+    if time_scale <= 0:
+        raise ValueError("time_scale must be > 0 (simulated seconds per real second)")
+    accepted_tokens, _ = resolve_tokens(tokens)
+    store = SandboxStore(db_path)
+
+    app = FastAPI(title="agency sandbox channel", version="1", docs_url=None, redoc_url=None)
+    app.state.store = store
+    app.state.time_scale = time_scale
+
+    @app.exception_handler(SandboxError)
+    async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": str(e["loc"][-1]), "code": e["type"], "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return JSONResponse(error_body("validation_failed", "invalid request", details), 422)
+
+    def require_token(request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(token.encode(), t.encode()) for t in accepted_tokens
+        ):
+            raise SandboxError(
+                401, "unauthorized", "missing or invalid bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="sandbox"'},
+            )
+
+    def post_json(post: Post, request: Request) -> dict[str, Any]:
+        return {
+            "id": post.id,
+            "object": "post",
+            "url": str(request.url_for("public_post", post_id=post.id)),
+            "channel": post.channel,
+            "campaign_id": post.campaign_id,
+            "item_id": post.item_id,
+            "format": post.format,
+            "title": post.title,
+            "body": post.body,
+            "budget_cents": post.budget_cents,
+            "status": "published",
+            "created_at": _iso(post.created_at),
+            "idempotency_key": post.idempotency_key,
+        }
+
+    def load_post(post_id: str) -> Post:
+        post = store.get_post(post_id)
+        if post is None:
+            raise SandboxError(404, "not_found", f"no post {post_id}")
+        return post
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/p/{post_id}", response_class=HTMLResponse, name="public_post")
+    def public_post(post_id: str) -> str:
+        post = load_post(post_id)
+        return (
+            f"<!doctype html><title>{html.escape(post.title or post.channel)}</title>"
+            f"<h1>{html.escape(post.title)}</h1><p>{html.escape(post.body)}</p>"
+        )
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+
+    @v1.post("/channels/{channel}/posts")
+    async def create_post(channel: str, request: Request) -> JSONResponse:
+        if channel not in CHANNEL_FORMAT:
+            raise SandboxError(404, "unknown_channel", f"unknown channel {channel!r}")
+        key = request.headers.get("idempotency-key", "").strip()
+        payload: Any = None
+        try:
+            payload = await request.json()
+        except ValueError:
+            pass
+        ids = payload if isinstance(payload, dict) else {}
+        campaign_id, item_id = ids.get("campaign_id"), ids.get("item_id")
+
+        async def reject(error: SandboxError, outcome: str = "rejected") -> SandboxError:
+            await run_in_threadpool(
+                lambda: store.record_rejection(
+                    channel=channel, idempotency_key=key or None,
+                    campaign_id=campaign_id if isinstance(campaign_id, str) else None,
+                    item_id=item_id if isinstance(item_id, str) else None,
+                    outcome=outcome, status_code=error.status_code, error_code=error.code,
+                )
+            )
+            return error
+
+        if not key:
+            raise await reject(
+                SandboxError(400, "idempotency_key_missing", "the Idempotency-Key header is required")
+            )
+        if len(key) > _MAX_KEY_LENGTH:
+            raise await reject(
+                SandboxError(400, "idempotency_key_invalid", f"Idempotency-Key is over {_MAX_KEY_LENGTH} chars")
+            )
+        if not isinstance(payload, dict):
+            raise await reject(SandboxError(400, "invalid_json", "the body must be a JSON object"))
+        try:
+            valid = _validate_post(channel, payload)
+        except SandboxError as exc:
+            raise await reject(exc) from None
+
+        fault = await run_in_threadpool(store.take_fault)
+        if fault is not None and not fault.after_commit:
+            raise await reject(
+                SandboxError(fault.status_code, "simulated_outage", "injected sandbox failure",
+                             headers={"Retry-After": "1"}),
+                outcome="failed",
+            )
+        status = fault.status_code if fault is not None else 201
+        outcome = await run_in_threadpool(
+            lambda: store.publish(key, valid.fingerprint, valid.post, status_code=status)
+        )
+        if outcome.kind == "conflict":
+            raise SandboxError(
+                409, "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+                details=[{"field": "Idempotency-Key", "code": "reused", "message": key}],
+            )
+        if outcome.kind == "replayed":
+            return JSONResponse(
+                post_json(outcome.post, request), 200, headers={"Idempotent-Replayed": "true"}
+            )
+        if fault is not None:
+            raise SandboxError(
+                fault.status_code, "simulated_outage", "injected sandbox failure after commit",
+                headers={"Retry-After": "1"},
+            )
+        return JSONResponse(post_json(outcome.post, request), 201)
+
+    @v1.get("/posts")
+    def list_posts(
+        request: Request, campaign_id: str | None = None, channel: str | None = None
+    ) -> dict[str, Any]:
+        posts = store.list_posts(campaign_id=campaign_id, channel=channel)
+        return {"object": "list", "data": [post_json(p, request) for p in posts]}
+
+    @v1.get("/posts/{post_id}")
+    def get_post(post_id: str, request: Request) -> dict[str, Any]:
+        return post_json(load_post(post_id), request)
+
+    @v1.get("/posts/{post_id}/metrics")
+    def get_metrics(post_id: str) -> dict[str, Any]:
+        post = load_post(post_id)
+        now = time.time()
+        elapsed = max(0.0, now - post.created_at) * time_scale
+        model = audience_model(post.id, post.channel, post.title, post.body, post.budget_cents)
+        metrics = model.at(elapsed)
+        return {
+            "post_id": post.id,
+            "channel": post.channel,
+            "impressions": metrics.impressions,
+            "clicks": metrics.clicks,
+            "conversions": metrics.conversions,
+            "spend_cents": metrics.spend_cents,
+            "budget_cents": post.budget_cents,
+            "as_of": _iso(now),
+            "elapsed_simulated_s": round(elapsed, 3),
+        }
+
+    @v1.get("/deliveries")
+    def list_deliveries(campaign_id: str | None = None) -> dict[str, Any]:
+        rows = store.list_deliveries(campaign_id)
+        for row in rows:
+            row["received_at"] = _iso(float(row["received_at"]))  # type: ignore[arg-type]
+        return {"object": "list", "data": rows}
+
+    @v1.put("/sandbox/faults")
+    def set_faults(config: FaultConfig) -> dict[str, Any]:
+        store.set_fault(config.count, config.status_code, config.after_commit)
+        return {"pending": store.pending_faults()}
+
+    @v1.get("/sandbox/faults")
+    def get_faults() -> dict[str, Any]:
+        return {"pending": store.pending_faults()}
+
+    app.include_router(v1)
+    return app

@@ -1,0 +1,1 @@
+"""Local services the agency runs for itself when no external ones are configured."""

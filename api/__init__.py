@@ -1,0 +1,1 @@
+"""FastAPI front end: validates, authorizes, and starts/signals/updates/queries workflows."""

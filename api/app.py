@@ -1,0 +1,47 @@
+"""`create_app()`: the FastAPI application; its lifespan owns the engine and the clients."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from agency.db.session import create_engine, resolve_database_url, session_factory
+from agency.inference import TritonInference
+from agency.settings import Settings, get_settings
+from api import health
+from api.campaigns import endpoints as campaigns
+from api.errors import install_error_handlers
+from api.model_gate import ModelGate
+from api.temporal_gateway import TemporalGateway
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = create_engine(resolve_database_url(settings))
+        inference = TritonInference(settings.triton_grpc_target)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.temporal = TemporalGateway(settings.temporal_target, settings.temporal_namespace)
+        app.state.inference = inference
+        app.state.model_gate = ModelGate(inference)
+        try:
+            yield
+        finally:
+            await inference.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="agency",
+        version="0.1.0",
+        summary="Autonomous marketing agency: start and steer durable campaign pipelines.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(campaigns.router)
+    return app

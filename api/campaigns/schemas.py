@@ -1,0 +1,134 @@
+"""Request/response bodies of the campaign endpoints."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from agency.contracts import CampaignBrief, Channel
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+MAX_CAMPAIGN_DAYS = 366
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = ""
+    product: ShortText
+    audience: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
+    goals: Annotated[list[ShortText], Field(min_length=1, max_length=10)]
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=len(Channel))]
+    total_budget: Annotated[Decimal, Field(gt=0, le=Decimal("10000000"), decimal_places=2)]
+    start_date: date
+    end_date: date
+    key_claims: Annotated[list[ShortText], Field(max_length=20)] = []
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, channels: list[Channel]) -> list[Channel]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("channels must not repeat")
+        return channels
+
+    @model_validator(mode="after")
+    def _dates(self) -> "CampaignCreate":
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must be on or after start_date")
+        if (self.end_date - self.start_date).days > MAX_CAMPAIGN_DAYS:
+            raise ValueError(f"a campaign may run at most {MAX_CAMPAIGN_DAYS} days")
+        return self
+
+    def to_brief(self) -> CampaignBrief:
+        return CampaignBrief(
+            tenant=self.tenant,
+            product=self.product,
+            audience=self.audience,
+            goals=list(self.goals),
+            channels=[c.value for c in self.channels],
+            total_budget_cents=int(self.total_budget * 100),
+            start_date=self.start_date.isoformat(),
+            end_date=self.end_date.isoformat(),
+            name=self.name or self.product,
+            key_claims=list(self.key_claims),
+        )
+
+
+class CampaignAccepted(BaseModel):
+    campaign_id: str
+    status_url: str
+    workflow_id: str
+
+
+class ItemView(BaseModel):
+    item_id: str
+    channel: str
+    format: str
+    approval_state: str
+    version: int
+    external_id: str = ""
+
+
+class CampaignView(BaseModel):
+    campaign_id: str
+    tenant: str
+    name: str
+    status: str
+    phase: str
+    paused: bool
+    live: bool  # True when the state came from the running workflow, False when from storage
+    completed_phases: list[str]
+    items: list[ItemView]
+    reminders_sent: int = 0
+    escalated: bool = False
+    metrics_rounds_done: int = 0
+    budget: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    report_path: str | None = None
+
+
+class ContentView(BaseModel):
+    item_id: str
+    channel: str
+    format: str
+    publish_on: date
+    approval_state: str
+    version: int
+    title: str
+    body: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    compliance: dict[str, Any]
+    external_id: str | None = None
+
+
+class ApprovalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    decision: Literal["approve", "reject"]
+    reviewer: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class ApprovalResult(BaseModel):
+    item_id: str
+    approval_state: str
+    remaining_pending: int
+
+
+class ActionAccepted(BaseModel):
+    campaign_id: str
+    action: str
+
+
+class ReportView(BaseModel):
+    campaign_id: str
+    html_path: str
+    summary: dict[str, Any]
+    markdown: str

@@ -1,0 +1,293 @@
+"""Campaign use cases: the API's only path to workflows and campaign storage."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from agency.contracts import (
+    CampaignHandler,
+    CampaignInput,
+    CampaignStatus,
+    CampaignTimings,
+    ReviewDecision,
+    ReviewErrorType,
+    ReviewOutcome,
+    TaskQueues,
+    WorkflowName,
+)
+from agency.db.repository import CampaignRepository
+from agency.serialization import to_json
+from agency.settings import Settings
+from api.campaigns.schemas import (
+    ApprovalCreate,
+    ApprovalResult,
+    CampaignCreate,
+    CampaignView,
+    ContentView,
+    ItemView,
+    ReportView,
+)
+from api.model_gate import ModelGate
+from api.errors import AgencyError, Conflict, NotFound, ServiceUnavailable
+from api.temporal_gateway import TemporalGateway, is_unavailable, unavailable
+
+# How long the API waits on a workflow before telling the client to retry.
+RPC_TIMEOUT = timedelta(seconds=15)
+
+
+def campaign_id_for(tenant: str, idempotency_key: str | None) -> str:
+    """A client retrying with the same Idempotency-Key gets the same campaign, not a second one."""
+    if idempotency_key:
+        return "cmp_" + hashlib.sha256(f"{tenant}\x00{idempotency_key}".encode()).hexdigest()[:20]
+    return "cmp_" + uuid.uuid4().hex[:20]
+
+
+def timings_from(settings: Settings) -> CampaignTimings:
+    return CampaignTimings(
+        approval_timeout_s=settings.approval_timeout_s,
+        approval_reminder_s=settings.approval_reminder_s,
+        metrics_interval_s=settings.metrics_interval_s,
+        metrics_rounds=settings.metrics_rounds,
+        generation_max_tokens=settings.generation_max_tokens,
+        generation_temperature=settings.generation_temperature,
+        activity_timeout_s=settings.activity_timeout_s,
+        generation_timeout_s=settings.generation_timeout_s,
+    )
+
+
+class CampaignService:
+    def __init__(
+        self, session: AsyncSession, temporal: TemporalGateway, settings: Settings, model_gate: ModelGate
+    ) -> None:
+        self._model_gate = model_gate
+        self._session = session
+        self._repo = CampaignRepository(session)
+        self._temporal = temporal
+        self._settings = settings
+
+    # ---- commands --------------------------------------------------------------------
+    async def start(self, body: CampaignCreate, idempotency_key: str | None) -> str:
+        brief = body.to_brief()
+        campaign_id = campaign_id_for(brief.tenant, idempotency_key)
+        await self._model_gate.require_ready()
+        client = await self._temporal.client()
+        # Row and workflow start succeed together: the transaction commits only after the start
+        # call returns, and the workflow's first activity re-registers the row idempotently.
+        async with self._session.begin():
+            await self._repo.create_campaign(
+                campaign_id=campaign_id,
+                tenant_slug=brief.tenant,
+                name=brief.name,
+                brief=to_json(brief),
+                workflow_id=campaign_id,
+            )
+            await self._repo.add_audit_event(
+                actor=brief.tenant,
+                action="campaign.requested",
+                subject_type="campaign",
+                subject_id=campaign_id,
+                detail={"channels": brief.channels, "budget_cents": brief.total_budget_cents},
+            )
+            s = self._settings
+            try:
+                await client.start_workflow(
+                    WorkflowName.CAMPAIGN,
+                    CampaignInput(
+                        campaign_id=campaign_id,
+                        brief=brief,
+                        timings=timings_from(s),
+                        queues=TaskQueues(
+                            orchestration=s.queue_orchestration,
+                            inference=s.queue_inference,
+                            integrations=s.queue_integrations,
+                        ),
+                    ),
+                    id=campaign_id,
+                    task_queue=s.queue_orchestration,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    rpc_timeout=RPC_TIMEOUT,
+                )
+            except RPCError as err:
+                if err.status == RPCStatusCode.ALREADY_EXISTS:
+                    return campaign_id  # same idempotency key, campaign already finished
+                raise self._map_rpc(err, campaign_id) from err
+        return campaign_id
+
+    async def review(self, campaign_id: str, body: ApprovalCreate) -> ApprovalResult:
+        handle = await self._running_handle(campaign_id)
+        try:
+            outcome = await handle.execute_update(
+                CampaignHandler.REVIEW,
+                ReviewDecision(
+                    item_id=body.item_id, approve=body.decision == "approve", reviewer=body.reviewer, note=body.note
+                ),
+                result_type=ReviewOutcome,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+        except WorkflowUpdateFailedError as err:
+            raise self._map_review_failure(err) from err
+        except RPCError as err:
+            raise self._map_rpc(err, campaign_id) from err
+        return ApprovalResult(
+            item_id=outcome.item_id, approval_state=outcome.approval_state, remaining_pending=outcome.remaining_pending
+        )
+
+    async def signal(self, campaign_id: str, action: str) -> None:
+        handle = await self._running_handle(campaign_id)
+        try:
+            if action == "cancel":
+                await handle.cancel(rpc_timeout=RPC_TIMEOUT)
+            else:
+                await handle.signal(action, rpc_timeout=RPC_TIMEOUT)
+        except RPCError as err:
+            raise self._map_rpc(err, campaign_id) from err
+        async with self._session.begin():
+            await self._repo.add_audit_event(
+                actor="api", action=f"campaign.{action}", subject_type="campaign", subject_id=campaign_id
+            )
+
+    # ---- reads -----------------------------------------------------------------------
+    async def view(self, campaign_id: str) -> CampaignView:
+        campaign = await self._repo.get_campaign(campaign_id)
+        if campaign is None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        live = await self._live_status(campaign_id)
+        if live is not None:
+            return CampaignView(
+                campaign_id=campaign_id,
+                tenant=campaign.brief["tenant"],
+                name=campaign.name,
+                status="paused" if live.paused else campaign.status,
+                phase=live.phase,
+                paused=live.paused,
+                live=True,
+                completed_phases=live.completed_phases,
+                items=[ItemView(**item.__dict__) for item in live.items],
+                reminders_sent=live.reminders_sent,
+                escalated=live.escalated,
+                metrics_rounds_done=live.metrics_rounds_done,
+                budget=campaign.budget,
+                plan=campaign.plan,
+                report_path=campaign.report_path,
+            )
+        # Workflow closed or unreachable: answer from storage.
+        content = await self._repo.list_content(campaign_id)
+        steps = await self._repo.list_steps(campaign_id)
+        return CampaignView(
+            campaign_id=campaign_id,
+            tenant=campaign.brief["tenant"],
+            name=campaign.name,
+            status=campaign.status,
+            phase=campaign.phase,
+            paused=False,
+            live=False,
+            completed_phases=[s.phase for s in steps if s.phase != campaign.phase],
+            items=[
+                ItemView(
+                    item_id=item.id,
+                    channel=item.channel,
+                    format=item.format,
+                    approval_state=item.approval_state,
+                    version=item.current_version,
+                    external_id=item.external_id or "",
+                )
+                for item, _ in content
+            ],
+            budget=campaign.budget,
+            plan=campaign.plan,
+            report_path=campaign.report_path,
+        )
+
+    async def content(self, campaign_id: str) -> list[ContentView]:
+        if await self._repo.get_campaign(campaign_id) is None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        return [
+            ContentView(
+                item_id=item.id,
+                channel=item.channel,
+                format=item.format,
+                publish_on=item.publish_on,
+                approval_state=item.approval_state,
+                version=version.version,
+                title=version.title,
+                body=version.body,
+                model=version.model,
+                prompt_tokens=version.prompt_tokens,
+                completion_tokens=version.completion_tokens,
+                compliance=version.compliance or {},
+                external_id=item.external_id,
+            )
+            for item, version in await self._repo.list_content(campaign_id)
+        ]
+
+    async def report(self, campaign_id: str) -> ReportView:
+        campaign = await self._repo.get_campaign(campaign_id)
+        if campaign is None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        if not campaign.report_path or not Path(campaign.report_path).exists():
+            raise Conflict(
+                f"campaign {campaign_id} has no report yet (phase: {campaign.phase})", code="report_not_ready"
+            )
+        html_path = Path(campaign.report_path)
+        summary = json.loads(html_path.with_suffix(".json").read_text(encoding="utf-8"))
+        markdown = html_path.with_suffix(".md").read_text(encoding="utf-8")
+        return ReportView(campaign_id=campaign_id, html_path=str(html_path), summary=summary, markdown=markdown)
+
+    # ---- helpers ---------------------------------------------------------------------
+    async def _running_handle(self, campaign_id: str) -> WorkflowHandle:
+        if await self._repo.get_campaign(campaign_id) is None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        client = await self._temporal.client()
+        handle = client.get_workflow_handle(campaign_id)
+        try:
+            desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as err:
+            raise self._map_rpc(err, campaign_id) from err
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            raise Conflict(
+                f"campaign {campaign_id} is no longer running ({desc.status.name.lower()})", code="campaign_closed"
+            )
+        return handle
+
+    async def _live_status(self, campaign_id: str) -> CampaignStatus | None:
+        try:
+            client = await self._temporal.client()
+            handle = client.get_workflow_handle(campaign_id)
+            desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                return None
+            return await handle.query(CampaignHandler.STATUS, result_type=CampaignStatus, rpc_timeout=RPC_TIMEOUT)
+        except (ServiceUnavailable, RPCError, asyncio.TimeoutError):
+            return None
+
+    @staticmethod
+    def _map_rpc(err: RPCError, campaign_id: str) -> AgencyError:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return NotFound(f"campaign {campaign_id} has no workflow")
+        if is_unavailable(err):
+            return unavailable(err)
+        return ServiceUnavailable("temporal", f"workflow service error: {err.status.name.lower()}")
+
+    @staticmethod
+    def _map_review_failure(err: WorkflowUpdateFailedError) -> AgencyError:
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            if cause.type == ReviewErrorType.UNKNOWN_ITEM:
+                return NotFound(cause.message)
+            if cause.type == ReviewErrorType.NOT_PENDING:
+                return Conflict(cause.message, code="not_pending")
+            if cause.type == ReviewErrorType.INVALID:
+                return AgencyError(cause.message)
+        return Conflict(f"review was not applied: {cause}", code="review_failed")

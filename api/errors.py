@@ -1,0 +1,77 @@
+"""One base error type mapped to HTTP, and a machine-readable JSON body for every failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class AgencyError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class NotFound(AgencyError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AgencyError):
+    status_code = 409
+    code = "conflict"
+
+    def __init__(self, message: str, *, code: str = "conflict", **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.code = code
+
+
+class ServiceUnavailable(AgencyError):
+    status_code = 503
+
+    def __init__(self, service: str, message: str, *, retry_after_s: int = 5):
+        super().__init__(
+            message,
+            details={"service": service, "retry_after_s": retry_after_s},
+            headers={"Retry-After": str(retry_after_s)},
+        )
+        self.code = f"{service}_unavailable"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AgencyError)
+    async def _agency_error(_: Request, exc: AgencyError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"loc": [str(p) for p in err["loc"]], "message": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": {"code": "validation_error", "message": "request is invalid", "fields": fields}},
+            status_code=422,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Never a stack trace to the client; the server log has it.
+        import logging
+
+        logging.getLogger("agency.api").exception("unhandled error", exc_info=exc)
+        return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)

@@ -1,0 +1,62 @@
+"""Helpers that drive a campaign through the HTTP API the way a client would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+BRIEF = {
+    "tenant": "acme-outdoor",
+    "name": "Winter boots launch",
+    "product": "Trailblaze waterproof hiking boots",
+    "audience": "weekend hikers aged 25-45",
+    "goals": ["drive online sales", "grow newsletter signups"],
+    "channels": ["blog", "social", "email"],
+    "total_budget": "5000.00",
+    "start_date": "2026-12-01",
+    "end_date": "2026-12-14",
+    "key_claims": ["waterproof for 8 hours of rain"],
+}
+
+
+async def start_campaign(api: httpx.AsyncClient, **changes) -> str:
+    response = await api.post("/v1/campaigns", json={**BRIEF, **changes})
+    assert response.status_code == 202, response.text
+    return response.json()["campaign_id"]
+
+
+async def wait_for(api: httpx.AsyncClient, campaign_id: str, predicate, *, timeout_s: float = 240) -> dict:
+    deadline = time.monotonic() + timeout_s
+    last: dict = {}
+    while time.monotonic() < deadline:
+        response = await api.get(f"/v1/campaigns/{campaign_id}")
+        assert response.status_code == 200, response.text
+        last = response.json()
+        if predicate(last):
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out; last state: {last}")
+
+
+def in_phase(*phases: str):
+    return lambda view: view["phase"] in phases
+
+
+def finished(view: dict) -> bool:
+    return view["status"] in ("completed", "cancelled", "failed") and not view["live"]
+
+
+async def record_history(client, campaign_id: str, name: str) -> None:
+    """With AGENCY_RECORD_HISTORIES=1, keep this run's history for the replay tests."""
+    import json
+    import os
+    from pathlib import Path
+
+    if not os.environ.get("AGENCY_RECORD_HISTORIES"):
+        return
+    folder = Path(__file__).resolve().parent.parent / "histories"
+    folder.mkdir(exist_ok=True)
+    history = await client.get_workflow_handle(campaign_id).fetch_history()
+    (folder / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")

@@ -1,0 +1,211 @@
+"""The real stack for integration tests: Temporal dev server, Triton, the sandbox channel,
+PostgreSQL (tests/conftest.py), in-process workers and the API on ASGI.
+
+Each service binds to 127.0.0.1 on a free port and is stopped even when tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from agency.inference import TritonInference
+from agency.models_prep import prepare_models
+from agency.settings import REPO_ROOT, Settings, get_settings
+from agency.triton_server import TritonServer
+
+SANDBOX_TOKEN = "sandbox-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def temporal_cli() -> str:
+    path = Path(sys.executable).parent / "temporal"
+    return str(path) if path.exists() else (shutil.which("temporal") or "temporal")
+
+
+# ---- services (session-scoped) -------------------------------------------------------------
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(), ip="127.0.0.1", port=free_port()
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    # Prepared models are cached in the real data dir (conversion happens once per machine).
+    prepare_models(get_settings(), progress=lambda msg: None)
+    logs = tmp_path_factory.mktemp("triton")
+    server = TritonServer(
+        get_settings(),
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        log_path=logs / "triton.log",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Sandbox:
+    url: str
+    db_path: Path
+    process: subprocess.Popen
+
+
+def start_sandbox(db_path: Path, port: int, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "AGENCY_SANDBOX_TOKEN": SANDBOX_TOKEN}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agency.sandbox", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sandbox exited; see {log_path}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"sandbox did not become ready; see {log_path}")
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    folder = tmp_path_factory.mktemp("sandbox")
+    port = free_port()
+    proc = start_sandbox(folder / "sandbox.sqlite", port, folder / "sandbox.log")
+    try:
+        yield Sandbox(url=f"http://127.0.0.1:{port}", db_path=folder / "sandbox.sqlite", process=proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def sandbox_client(sandbox: Sandbox) -> httpx.Client:
+    return httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}, timeout=10)
+
+
+# ---- settings and running stack -----------------------------------------------------------
+def stack_settings(
+    *,
+    database_url: str,
+    temporal: WorkflowEnvironment,
+    triton_url: str,
+    sandbox_url: str,
+    data_dir: Path,
+    queue_suffix: str,
+    **overrides,
+) -> Settings:
+    """Settings for one test's stack; distinct queue names keep tests' workers apart."""
+    values = dict(
+        environment="test",
+        data_dir=data_dir,
+        database_url=database_url,
+        temporal_address=temporal.client.service_client.config.target_host,
+        triton_url=triton_url,
+        channel_base_url=sandbox_url,
+        channel_token=SANDBOX_TOKEN,
+        queue_orchestration=f"orchestration-{queue_suffix}",
+        queue_inference=f"inference-{queue_suffix}",
+        queue_integrations=f"integrations-{queue_suffix}",
+        approval_timeout_s=600,
+        approval_reminder_s=300,
+        metrics_interval_s=0.5,
+        metrics_rounds=2,
+        generation_max_tokens=96,
+        activity_timeout_s=10,
+        generation_timeout_s=90,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for worker subprocesses."""
+    from agency.supervisor import settings_env as as_env_vars
+
+    return {**os.environ, **as_env_vars(settings)}
+
+
+@asynccontextmanager
+async def running_workers(client: Client, settings: Settings, kinds=("orchestration", "inference", "integrations")):
+    from workers.main import build_workers
+
+    async with AsyncExitStack() as stack:
+        for worker in await build_workers(client, settings, list(kinds), stack):
+            await stack.enter_async_context(worker)
+        yield
+
+
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from api.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://agency.test", timeout=60) as client:
+            yield client
+
+
+@pytest.fixture
+def make_settings(migrated_database_url, temporal_env, triton, sandbox, tmp_path, request):
+    def make(**overrides) -> Settings:
+        suffix = overrides.pop("queue_suffix", request.node.name.replace("[", "-").replace("]", ""))
+        return stack_settings(
+            database_url=migrated_database_url,
+            temporal=temporal_env,
+            triton_url=triton.grpc_url,
+            sandbox_url=sandbox.url,
+            data_dir=tmp_path / "data",
+            queue_suffix=suffix,
+            **overrides,
+        )
+
+    return make
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def inference(triton: TritonServer) -> AsyncIterator[TritonInference]:
+    client = TritonInference(triton.grpc_url)
+    try:
+        yield client
+    finally:
+        await client.close()

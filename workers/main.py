@@ -1,0 +1,122 @@
+"""Run Temporal workers for one or more task queues.
+
+orchestration: the workflows plus database, agent and report activities;
+inference: model calls to Triton (scale with model-server capacity);
+integrations: channel adapters (scale with external rate limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from agency.settings import Settings, get_settings
+
+QUEUE_KINDS = ("orchestration", "inference", "integrations")
+log = logging.getLogger("agency.workers")
+
+
+def queue_name(settings: Settings, kind: str) -> str:
+    return {
+        "orchestration": settings.queue_orchestration,
+        "inference": settings.queue_inference,
+        "integrations": settings.queue_integrations,
+    }[kind]
+
+
+async def build_workers(client: Client, settings: Settings, kinds: list[str], stack: AsyncExitStack) -> list[Worker]:
+    """Create the workers for `kinds`, opening only the clients those queues need (closed by `stack`)."""
+    workers: list[Worker] = []
+    graceful = timedelta(seconds=settings.activity_timeout_s)
+    if "orchestration" in kinds:
+        from activities.campaign_store import CampaignStoreActivities
+        from activities.planning import PlanningActivities
+        from activities.reporting import ReportActivities
+        from agency.db.session import create_engine, resolve_database_url, session_factory
+        from workflows import ALL_WORKFLOWS
+
+        engine = create_engine(resolve_database_url(settings))
+        stack.push_async_callback(engine.dispose)
+        sessions = session_factory(engine)
+        activities = [
+            *CampaignStoreActivities(sessions).all(),
+            *PlanningActivities(sessions).all(),
+            *ReportActivities(sessions, settings.reports_dir).all(),
+        ]
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue_orchestration,
+                workflows=ALL_WORKFLOWS,
+                activities=activities,
+                graceful_shutdown_timeout=graceful,
+            )
+        )
+    if "inference" in kinds:
+        from activities.content_generation import ContentGenerationActivities
+        from agency.inference import TritonInference
+
+        inference = TritonInference(settings.triton_grpc_target)
+        stack.push_async_callback(inference.close)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue_inference,
+                activities=ContentGenerationActivities(inference).all(),
+                # Triton's dynamic batcher does the batching; enough slots to fill a batch.
+                max_concurrent_activities=16,
+                graceful_shutdown_timeout=timedelta(seconds=settings.generation_timeout_s),
+            )
+        )
+    if "integrations" in kinds:
+        from activities.channel_publishing import ChannelActivities
+        from agency.channels import ChannelClient
+
+        channel = ChannelClient(settings.channel_url, token=settings.channel_token.get_secret_value())
+        stack.push_async_callback(channel.aclose)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue_integrations,
+                activities=ChannelActivities(channel).all(),
+                graceful_shutdown_timeout=graceful,
+            )
+        )
+    return workers
+
+
+async def serve(settings: Settings, kinds: list[str], stop: asyncio.Event) -> None:
+    client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+    async with AsyncExitStack() as stack:
+        workers = await build_workers(client, settings, kinds, stack)
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        log.info("workers polling: %s", ", ".join(w.task_queue for w in workers))
+        await stop.wait()
+        log.info("shutting down workers (in-flight activities may finish)")
+    # leaving the stack shuts the workers down gracefully, then closes clients
+
+
+def main(queues: list[str]) -> int:
+    kinds = list(QUEUE_KINDS) if "all" in queues else queues
+    unknown = sorted(set(kinds) - set(QUEUE_KINDS))
+    if unknown:
+        raise SystemExit(f"unknown queue kind(s): {', '.join(unknown)}; choose from {', '.join(QUEUE_KINDS)} or all")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, kinds, stop)
+
+    asyncio.run(run())
+    return 0

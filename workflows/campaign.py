@@ -1,0 +1,367 @@
+"""CampaignWorkflow: the main job, from brief to report.
+
+plan -> budget -> calendar -> content (child workflow per item) -> human approval (with
+reminder, escalation and expiry) -> publish approved items -> measure -> report.
+State is queryable at every step; pause/resume are signals; cancel is Temporal cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from agency.contracts import (
+    ActivityName,
+    ApprovalState,
+    BudgetAllocation,
+    BudgetRequest,
+    CalendarRequest,
+    CampaignHandler,
+    CampaignHistory,
+    CampaignInput,
+    CampaignPhase,
+    CampaignPlan,
+    CampaignResult,
+    CampaignStatus,
+    ContentCalendar,
+    ContentPipelineInput,
+    ContentPipelineResult,
+    FinishCampaignRequest,
+    ItemStatus,
+    MetricsRequest,
+    MetricsSnapshot,
+    PlanRequest,
+    PublishedRecord,
+    PublishedRef,
+    PublishRequest,
+    PublishResult,
+    RegisterCampaignRequest,
+    ReportRequest,
+    ReportResult,
+    ReviewDecision,
+    ReviewErrorType,
+    ReviewerNotice,
+    ReviewOutcome,
+    ReviewRecord,
+    StepRecord,
+    WorkflowName,
+)
+from workflows import activity_options
+from workflows.content_pipeline import ContentPipelineWorkflow
+
+@workflow.defn(name=WorkflowName.CAMPAIGN)
+class CampaignWorkflow:
+    def __init__(self) -> None:
+        self._campaign_id = ""
+        self._phase = CampaignPhase.PLANNING.value
+        self._completed: list[str] = []
+        self._paused = False
+        self._items: dict[str, ItemStatus] = {}
+        self._drafts: dict[str, ContentPipelineResult] = {}
+        self._reminders = 0
+        self._escalated = False
+        self._metrics_rounds = 0
+        self._error = ""
+
+    # ---- queries, signals, updates ---------------------------------------------------
+    @workflow.query(name=CampaignHandler.STATUS)
+    def status(self) -> CampaignStatus:
+        return CampaignStatus(
+            campaign_id=self._campaign_id,
+            phase=self._phase,
+            paused=self._paused,
+            completed_phases=list(self._completed),
+            items=list(self._items.values()),
+            reminders_sent=self._reminders,
+            escalated=self._escalated,
+            metrics_rounds_done=self._metrics_rounds,
+            error=self._error,
+        )
+
+    @workflow.signal(name=CampaignHandler.PAUSE)
+    def pause(self) -> None:
+        self._paused = True
+
+    @workflow.signal(name=CampaignHandler.RESUME)
+    def resume(self) -> None:
+        self._paused = False
+
+    @workflow.update(name=CampaignHandler.REVIEW)
+    async def review(self, decision: ReviewDecision) -> ReviewOutcome:
+        item = self._items[decision.item_id]
+        state = ApprovalState.APPROVED if decision.approve else ApprovalState.REJECTED
+        # Record first: the decision is durable in PostgreSQL before the workflow acts on it.
+        await workflow.execute_activity(
+            ActivityName.RECORD_REVIEW,
+            ReviewRecord(
+                campaign_id=self._campaign_id,
+                item_id=item.item_id,
+                version=item.version,
+                approval_state=state.value,
+                reviewer=decision.reviewer,
+                note=decision.note,
+            ),
+            task_queue=self._input.queues.orchestration,
+            **activity_options.short(self._input.timings),
+        )
+        item.approval_state = state.value
+        return ReviewOutcome(
+            item_id=item.item_id, approval_state=state.value, remaining_pending=self._pending_count()
+        )
+
+    @review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        item = self._items.get(decision.item_id)
+        if item is None:
+            raise ApplicationError(f"no content item {decision.item_id!r}", type=ReviewErrorType.UNKNOWN_ITEM)
+        if item.approval_state != ApprovalState.PENDING.value or self._phase != CampaignPhase.AWAITING_APPROVAL.value:
+            raise ApplicationError(
+                f"content item {decision.item_id!r} is {item.approval_state}, not pending approval",
+                type=ReviewErrorType.NOT_PENDING,
+            )
+        if not decision.reviewer.strip():
+            raise ApplicationError("reviewer is required", type=ReviewErrorType.INVALID)
+
+    # ---- the job ---------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: CampaignInput) -> CampaignResult:
+        self._input = inp
+        self._campaign_id = inp.campaign_id
+        try:
+            return await self._run(inp)
+        except asyncio.CancelledError:
+            # Cancellation is a request: record it durably, then let Temporal mark it cancelled.
+            await self._finish(CampaignPhase.CANCELLED, "cancelled by request")
+            raise
+        except ApplicationError as err:
+            self._error = str(err)
+            await self._finish(CampaignPhase.FAILED, str(err))
+            raise
+
+    async def _run(self, inp: CampaignInput) -> CampaignResult:
+        await self._activity(
+            ActivityName.REGISTER_CAMPAIGN,
+            RegisterCampaignRequest(
+                campaign_id=inp.campaign_id, brief=inp.brief, workflow_id=workflow.info().workflow_id
+            ),
+        )
+
+        await self._enter(CampaignPhase.PLANNING)
+        history = await self._activity(
+            ActivityName.LOAD_CAMPAIGN_HISTORY, inp.campaign_id, result_type=CampaignHistory
+        )
+        plan = await self._activity(
+            ActivityName.PLAN_CAMPAIGN,
+            PlanRequest(campaign_id=inp.campaign_id, brief=inp.brief, history=history),
+            result_type=CampaignPlan,
+        )
+
+        await self._enter(CampaignPhase.BUDGETING)
+        budget = await self._activity(
+            ActivityName.ALLOCATE_BUDGET,
+            BudgetRequest(
+                campaign_id=inp.campaign_id, total_budget_cents=inp.brief.total_budget_cents, plan=plan
+            ),
+            result_type=BudgetAllocation,
+        )
+
+        await self._enter(CampaignPhase.SCHEDULING)
+        calendar = await self._activity(
+            ActivityName.BUILD_CALENDAR,
+            CalendarRequest(campaign_id=inp.campaign_id, brief=inp.brief, plan=plan),
+            result_type=ContentCalendar,
+        )
+        for entry in calendar.entries:
+            self._items[entry.item_id] = ItemStatus(
+                item_id=entry.item_id, channel=entry.channel, format=entry.format, approval_state="drafting"
+            )
+
+        await self._enter(CampaignPhase.GENERATING)
+        results = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(
+                    ContentPipelineWorkflow.run,
+                    ContentPipelineInput(
+                        campaign_id=inp.campaign_id,
+                        entry=entry,
+                        brief=inp.brief,
+                        plan=plan,
+                        timings=inp.timings,
+                        queues=inp.queues,
+                    ),
+                    id=f"{workflow.info().workflow_id}/content/{entry.item_id}",
+                    task_queue=inp.queues.orchestration,
+                )
+                for entry in calendar.entries
+            )
+        )
+        for result in results:
+            self._drafts[result.item_id] = result
+            item = self._items[result.item_id]
+            item.version = result.version
+            item.approval_state = result.approval_state
+
+        await self._enter(CampaignPhase.AWAITING_APPROVAL)
+        await self._await_approvals(inp)
+
+        await self._enter(CampaignPhase.PUBLISHING)
+        published = await self._publish_approved(inp, budget)
+
+        await self._enter(CampaignPhase.MEASURING)
+        for round_no in range(1, inp.timings.metrics_rounds + 1):
+            if not published:
+                break
+            await workflow.sleep(timedelta(seconds=inp.timings.metrics_interval_s))
+            await self._wait_while_paused()
+            snapshot = await self._activity(
+                ActivityName.COLLECT_METRICS,
+                MetricsRequest(campaign_id=inp.campaign_id, round=round_no, published=published),
+                result_type=MetricsSnapshot,
+                task_queue=inp.queues.integrations,
+            )
+            await self._activity(ActivityName.SAVE_METRICS, snapshot)
+            self._metrics_rounds = round_no
+
+        await self._enter(CampaignPhase.REPORTING)
+        report = await self._activity(
+            ActivityName.BUILD_REPORT,
+            ReportRequest(
+                campaign_id=inp.campaign_id,
+                outcome=CampaignPhase.COMPLETED.value,
+                items=list(self._items.values()),
+            ),
+            result_type=ReportResult,
+        )
+        await self._finish(CampaignPhase.COMPLETED, "")
+        states = [item.approval_state for item in self._items.values()]
+        return CampaignResult(
+            campaign_id=inp.campaign_id,
+            outcome=CampaignPhase.COMPLETED.value,
+            published=len(published),
+            rejected=states.count(ApprovalState.REJECTED.value),
+            expired=states.count(ApprovalState.EXPIRED.value),
+            blocked=states.count(ApprovalState.BLOCKED.value),
+            report_path=report.html_path,
+        )
+
+    # ---- steps -----------------------------------------------------------------------
+    async def _await_approvals(self, inp: CampaignInput) -> None:
+        """Wait for every pending item to be decided; remind once, then escalate and expire."""
+        if not self._pending_count():
+            return
+        await self._notify("approval_requested")
+        timings = inp.timings
+        reminder_after = min(timings.approval_reminder_s, timings.approval_timeout_s)
+        if not await self._wait_for_decisions(reminder_after):
+            self._reminders += 1
+            await self._notify("reminder")
+            remaining = timings.approval_timeout_s - reminder_after
+            if not await self._wait_for_decisions(remaining):
+                # Nothing is published unapproved: what is still pending expires.
+                self._escalated = True
+                await self._notify("escalation")
+                for item in self._items.values():
+                    if item.approval_state == ApprovalState.PENDING.value:
+                        await self._activity(
+                            ActivityName.RECORD_REVIEW,
+                            ReviewRecord(
+                                campaign_id=inp.campaign_id,
+                                item_id=item.item_id,
+                                version=item.version,
+                                approval_state=ApprovalState.EXPIRED.value,
+                                reviewer="system",
+                                note=f"no decision within {timings.approval_timeout_s:g}s",
+                            ),
+                        )
+                        item.approval_state = ApprovalState.EXPIRED.value
+        # Let in-flight review updates finish recording before moving on.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _wait_for_decisions(self, seconds: float) -> bool:
+        if seconds <= 0:
+            return self._pending_count() == 0
+        try:
+            await workflow.wait_condition(lambda: self._pending_count() == 0, timeout=seconds)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def _publish_approved(self, inp: CampaignInput, budget: BudgetAllocation) -> list[PublishedRef]:
+        approved = [i for i in self._items.values() if i.approval_state == ApprovalState.APPROVED.value]
+        per_channel = {c.channel: c.amount_cents for c in budget.channels}
+        counts = {ch: sum(1 for i in approved if i.channel == ch) for ch in per_channel}
+        published: list[PublishedRef] = []
+        for item in approved:
+            await self._wait_while_paused()
+            draft = self._drafts[item.item_id]
+            result = await self._activity(
+                ActivityName.PUBLISH_CONTENT,
+                PublishRequest(
+                    campaign_id=inp.campaign_id,
+                    item_id=item.item_id,
+                    version=item.version,
+                    channel=item.channel,
+                    format=item.format,
+                    title=draft.title,
+                    body=draft.body,
+                    budget_cents=per_channel.get(item.channel, 0) // max(1, counts.get(item.channel, 1)),
+                    idempotency_key=f"{inp.campaign_id}:{item.item_id}:v{item.version}",
+                ),
+                result_type=PublishResult,
+                task_queue=inp.queues.integrations,
+            )
+            await self._activity(
+                ActivityName.MARK_PUBLISHED,
+                PublishedRecord(
+                    campaign_id=inp.campaign_id, item_id=item.item_id, external_id=result.external_id
+                ),
+            )
+            item.external_id = result.external_id
+            published.append(
+                PublishedRef(item_id=item.item_id, channel=item.channel, external_id=result.external_id)
+            )
+        return published
+
+    # ---- helpers ---------------------------------------------------------------------
+    def _pending_count(self) -> int:
+        return sum(1 for i in self._items.values() if i.approval_state == ApprovalState.PENDING.value)
+
+    async def _wait_while_paused(self) -> None:
+        await workflow.wait_condition(lambda: not self._paused)
+
+    async def _enter(self, phase: CampaignPhase) -> None:
+        await self._wait_while_paused()
+        if self._phase != phase.value and self._phase not in self._completed:
+            self._completed.append(self._phase)
+        self._phase = phase.value
+        await self._activity(
+            ActivityName.RECORD_STEP, StepRecord(campaign_id=self._campaign_id, phase=phase.value)
+        )
+
+    async def _notify(self, kind: str) -> None:
+        pending = [i.item_id for i in self._items.values() if i.approval_state == ApprovalState.PENDING.value]
+        await self._activity(
+            ActivityName.NOTIFY_REVIEWERS,
+            ReviewerNotice(campaign_id=self._campaign_id, kind=kind, pending_item_ids=pending),
+        )
+
+    async def _finish(self, outcome: CampaignPhase, detail: str) -> None:
+        if self._phase not in self._completed:
+            self._completed.append(self._phase)
+        self._phase = outcome.value
+        await self._activity(
+            ActivityName.FINISH_CAMPAIGN,
+            FinishCampaignRequest(campaign_id=self._campaign_id, outcome=outcome.value, detail=detail),
+        )
+
+    async def _activity(self, name: str, arg, *, result_type=None, task_queue: str | None = None):
+        return await workflow.execute_activity(
+            name,
+            arg,
+            task_queue=task_queue or self._input.queues.orchestration,
+            result_type=result_type,
+            **activity_options.short(self._input.timings),
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -11,12 +9,6 @@ from activities.errors import business_error
 from agency.agents.content import build_prompt, parse_generation
 from agency.contracts import ActivityName, ContentDraft, GenerationRequest
 from agency.inference import InferenceUnavailable, TritonInference
-
-
-def generation_seed(item_id: str, attempt: int) -> int:
-    """Stable per item and attempt: a retried activity asks for the same text, a new attempt varies it."""
-    digest = hashlib.sha256(f"{item_id}#{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 class ContentGenerationActivities:
@@ -32,7 +24,6 @@ class ContentGenerationActivities:
                 system=system,
                 max_tokens=req.max_tokens,
                 temperature=req.temperature,
-                seed=generation_seed(req.entry.item_id, req.attempt),
             )
         except InferenceUnavailable as err:
             # Retryable: Triton may be restarting; the retry policy backs off.

@@ -259,7 +259,7 @@ class GenerationRequest:
     plan: CampaignPlan
     max_tokens: int
     temperature: float
-    attempt: int = 1  # regeneration count; varies the seed
+    attempt: int = 1  # regeneration count (1 = first draft)
 
 
 @dataclass

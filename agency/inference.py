@@ -85,15 +85,14 @@ class TritonInference:
         return self._client
 
     async def generate(
-        self, prompt: str, *, system: str, max_tokens: int, temperature: float, seed: int
+        self, prompt: str, *, system: str, max_tokens: int, temperature: float
     ) -> Generation:
-        """Generate copy for one prompt (ChatML with ``system``; temperature 0 is greedy)."""
+        """Generate copy for one prompt (ChatML with ``system``; temperature 0 is greedy and reproducible)."""
         inputs = [
             _string_input("PROMPT", [prompt]),
             _string_input("SYSTEM", [system]),
             _scalar_input("MAX_TOKENS", int(max_tokens), "INT32", np.int32),
             _scalar_input("TEMPERATURE", float(temperature), "FP32", np.float32),
-            _scalar_input("SEED", int(seed) % 2**63, "INT64", np.int64),
         ]
         try:
             result = await self._grpc().infer(GENERATOR_MODEL, inputs, client_timeout=self.timeout_s)

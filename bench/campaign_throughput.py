@@ -83,7 +83,7 @@ async def raw_generation(settings: Settings, requests: list[GenerationRequest], 
         system, prompt = build_prompt(req)
         async with semaphore:
             result = await client.generate(
-                prompt, system=system, max_tokens=req.max_tokens, temperature=req.temperature, seed=req.attempt
+                prompt, system=system, max_tokens=req.max_tokens, temperature=req.temperature
             )
         tokens += result.completion_tokens
 

@@ -42,7 +42,6 @@ class Job:
     prompt_tokens: list[str]
     max_tokens: int
     temperature: float
-    seed: int
 
 
 def _error(message: str, invalid_input: bool) -> "pb_utils.TritonError":
@@ -115,9 +114,7 @@ class TritonPythonModel:
         systems = _strings(system_tensor, "SYSTEM") if system_tensor is not None else [""] * rows
         max_tokens = max_tokens_tensor.as_numpy().reshape(-1).tolist()
         temperatures = temperature_tensor.as_numpy().reshape(-1).tolist()
-        seed_tensor = pb_utils.get_input_tensor_by_name(request, "SEED")
-        seeds = seed_tensor.as_numpy().reshape(-1).tolist() if seed_tensor is not None else [0] * rows
-        if not (len(systems) == len(max_tokens) == len(temperatures) == len(seeds) == rows):
+        if not (len(systems) == len(max_tokens) == len(temperatures) == rows):
             raise ValueError("all inputs must have the same batch size")
 
         jobs = []
@@ -140,18 +137,18 @@ class TritonPythonModel:
                     prompt_tokens=[self.tokenizer.id_to_token(i) for i in ids],
                     max_tokens=min(int(max_tokens[row]), self.max_tokens_ceiling),
                     temperature=min(temperature, 2.0),
-                    seed=int(seeds[row]),
                 )
             )
         return jobs
 
     # ---- generation ------------------------------------------------------------------
-    def _generate(self, jobs: list[Job], temperature: float, seed: int | None) -> list[tuple[str, int]]:
-        """One ctranslate2 call for jobs sharing sampling parameters; returns (text, tokens)."""
+    def _generate(self, jobs: list[Job], temperature: float) -> list[tuple[str, int]]:
+        """One ctranslate2 call for jobs sharing sampling parameters; returns (text, tokens).
+
+        Temperature 0 is greedy and reproducible. Sampled output is not reproducible per
+        request: ctranslate2 seeds its per-thread random generator once, at first use.
+        """
         greedy = temperature == 0.0
-        if not greedy:
-            # ctranslate2's RNG is process-wide; execute() is never concurrent in one instance.
-            ctranslate2.set_random_seed(seed % (2**32))
         # Greedy decoding is prefix-stable, so jobs with different limits can share a batch and
         # be cut to their own limit afterwards.
         results = self.generator.generate_batch(
@@ -180,17 +177,16 @@ class TritonPythonModel:
             except ValueError as exc:
                 errors[index] = _error(str(exc), invalid_input=True)
 
-        # Requests with the same sampling parameters share one generate_batch call; the seed
-        # only matters when sampling, so greedy requests all batch together.
-        groups: dict[tuple[float, int | None], list[Job]] = defaultdict(list)
+        # Requests with the same temperature share one generate_batch call.
+        groups: dict[float, list[Job]] = defaultdict(list)
         for jobs in jobs_by_request.values():
             for job in jobs:
-                groups[(job.temperature, job.seed if job.temperature > 0 else None)].append(job)
+                groups[job.temperature].append(job)
 
         outputs: dict[tuple[int, int], tuple[str, int]] = {}
-        for (temperature, seed), jobs in groups.items():
+        for temperature, jobs in groups.items():
             try:
-                for job, output in zip(jobs, self._generate(jobs, temperature, seed)):
+                for job, output in zip(jobs, self._generate(jobs, temperature)):
                     outputs[(job.request_index, job.row)] = output
             except Exception as exc:  # one failing group must not fail the others
                 for job in jobs:

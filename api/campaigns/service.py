@@ -153,10 +153,11 @@ class CampaignService:
                 await handle.signal(action, rpc_timeout=RPC_TIMEOUT)
         except RPCError as err:
             raise self._map_rpc(err, campaign_id) from err
-        async with self._session.begin():
-            await self._repo.add_audit_event(
-                actor="api", action=f"campaign.{action}", subject_type="campaign", subject_id=campaign_id
-            )
+        # The session already holds the read transaction that found the campaign.
+        await self._repo.add_audit_event(
+            actor="api", action=f"campaign.{action}", subject_type="campaign", subject_id=campaign_id
+        )
+        await self._session.commit()
 
     # ---- reads -----------------------------------------------------------------------
     async def view(self, campaign_id: str) -> CampaignView:

@@ -188,16 +188,16 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def make_settings(migrated_database_url, temporal_env, triton, sandbox, tmp_path, request):
     def make(**overrides) -> Settings:
-        suffix = overrides.pop("queue_suffix", request.node.name.replace("[", "-").replace("]", ""))
-        return stack_settings(
+        stack = dict(
             database_url=migrated_database_url,
             temporal=temporal_env,
             triton_url=triton.grpc_url,
             sandbox_url=sandbox.url,
             data_dir=tmp_path / "data",
-            queue_suffix=suffix,
-            **overrides,
+            queue_suffix=request.node.name.replace("[", "-").replace("]", ""),
         )
+        stack.update(overrides)  # a test may point one dependency somewhere else (e.g. a dead port)
+        return stack_settings(**stack)
 
     return make
 

@@ -23,7 +23,7 @@ async def test_unapproved_content_expires_after_reminder_and_is_never_published(
         view = await wait_for(api, campaign_id, finished)
 
     await record_history(temporal_env.client, campaign_id, "campaign_approval_expired")
-    result = await temporal_env.client.get_workflow_handle(campaign_id).result(result_type=CampaignResult)
+    result = await temporal_env.client.get_workflow_handle(campaign_id, result_type=CampaignResult).result()
     assert result.published == 0
     assert result.expired == len(view["items"]) - result.blocked > 0
     assert {i["approval_state"] for i in view["items"]} <= {"expired", "blocked"}

@@ -33,12 +33,12 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
-def _print_urls(urls: dict[str, str]) -> None:
+def _print_urls(urls: dict[str, str], footer: str) -> None:
     width = max(map(len, urls), default=0)
     print("\nagency is running:")
     for name, url in urls.items():
         print(f"  {name.ljust(width)}  {url}")
-    print("press Ctrl-C to stop\n", flush=True)
+    print(f"{footer}\n", flush=True)
 
 
 # ---- subcommands ------------------------------------------------------------------------
@@ -48,7 +48,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     stack = Stack(settings, with_api=not args.no_api, with_workers=not args.no_workers)
     _sigterm_as_interrupt()
     stack.start()
-    _print_urls(stack.urls())
+    _print_urls(stack.urls(), "press Ctrl-C to stop")
     return stack.run_forever()
 
 
@@ -110,7 +110,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     _sigterm_as_interrupt()
     try:
         stack.start()
-        _print_urls(stack.urls())
+        _print_urls(stack.urls(), "the stack stops when the demo campaign is done")
         return run_demo(settings)
     finally:
         stack.stop()

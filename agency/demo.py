@@ -87,11 +87,11 @@ def _print_content(content: list[dict]) -> None:
 
 
 def _review(item: dict) -> tuple[str, str]:
-    """The demo reviewer's rule: approve clean copy; reject copy with unsupported claims."""
+    """The demo reviewer's rule: approve clean copy; reject copy the checks warned about."""
     warnings = [f for f in item["compliance"].get("findings", []) if f["severity"] == "warn"]
     if warnings:
-        return "reject", "unsupported claim: " + warnings[0]["message"]
-    return "approve", "looks good"
+        return "reject", f"{warnings[0]['rule']}: {warnings[0]['message']}"
+    return "approve", "no compliance warnings"
 
 
 def run_demo(settings: Settings, *, poll_s: float = 0.5, timeout_s: float = 900) -> int:

@@ -1,4 +1,5 @@
-"""Compliance checks on generated copy: personal data, unapproved claims, channel limits.
+"""Compliance checks on generated copy: personal data, unapproved claims, channel limits,
+and drafts that only echo their instructions.
 
 Findings never repeat the personal data they found: excerpts are masked.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agency.agents.content import CHANNEL_LIMITS, limit_violations
+from agency.agents.content import CHANNEL_LIMITS, echoed_instruction, limit_violations
 from agency.contracts import ComplianceFinding, ComplianceRequest, ComplianceResult
 
 BLOCK = "block"
@@ -77,6 +78,16 @@ def check_compliance(req: ComplianceRequest) -> ComplianceResult:
         )
 
     findings.extend(_limit_findings(draft.format, title, body))
+    echo = echoed_instruction(title, body)
+    if echo:
+        findings.append(
+            ComplianceFinding(
+                rule="content.prompt_echo",
+                severity=BLOCK,
+                message="the draft repeats the writing instructions instead of being copy",
+                excerpt=echo[:160],
+            )
+        )
     return ComplianceResult(
         item_id=draft.item_id,
         passed=not any(f.severity == BLOCK for f in findings),

@@ -66,7 +66,21 @@ _DANGLING_SIGN_OFF = re.compile(
     r"(?:best(?: regards| wishes)?|regards|kind regards|sincerely|cheers|thanks|thank you|warmly),?$", re.I
 )
 _PREAMBLE = re.compile(r"^\s*(?:here is|here's|sure|certainly|of course)\b.*:\s*$", re.I)
+_PROMPT_LABEL = re.compile(r"^\s*(Product|Audience|Main point|Tone|Facts you may use|End with)\s*:", re.I | re.M)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+
+
+def _normalize_words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+# Instruction sentences of at least four words, normalized, for echo detection.
+_INSTRUCTION_SENTENCES = tuple(
+    sentence
+    for prompt in (SYSTEM_PROMPT, *_FORMAT_INSTRUCTIONS.values())
+    for sentence in (_normalize_words(part) for part in re.split(r"[.:]\s", prompt))
+    if len(sentence.split()) >= 4
+)
 
 
 def call_to_action(req: GenerationRequest) -> str:
@@ -126,6 +140,20 @@ def enforce_limits(fmt: str, title: str, body: str) -> tuple[str, str]:
     title = " ".join(title.split())
     title = _trim_words(title, limits.title_max) if limits.needs_title else ""
     return title, _trim_body(body.strip(), limits.body_max)
+
+
+def echoed_instruction(title: str, body: str) -> str | None:
+    """The prompt line a draft repeats back instead of writing copy, if any.
+
+    A small model often answers with its own instructions ("Write one social media post...");
+    such a draft must be regenerated, never offered for approval.
+    """
+    text = _normalize_words(f"{title}\n{body}")
+    for instruction in _INSTRUCTION_SENTENCES:
+        if instruction in text:
+            return instruction
+    labels = _PROMPT_LABEL.findall(f"{title}\n{body}")
+    return labels[0] if len(labels) >= 2 else None
 
 
 def content_issues(fmt: str, title: str, body: str) -> list[str]:

@@ -124,3 +124,22 @@ def test_luhn() -> None:
     assert luhn_valid("4111111111111111")
     assert not luhn_valid("4111111111111112")
     assert not luhn_valid("41x1")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Write one social media post of at most 40 words.",
+        "Sure! Write a marketing email about boots. Then the email body in two short paragraphs.",
+        "Product: Trailblaze boots\nAudience: hikers\nGreat boots for rain.",
+    ],
+)
+def test_drafts_that_echo_their_instructions_block(body: str) -> None:
+    result = check(body)
+    assert rules(result).get("content.prompt_echo") == "block"
+    assert not result.passed
+
+
+def test_copy_mentioning_a_product_line_is_not_an_echo() -> None:
+    result = check("Our new product: Trailblaze boots keep your feet dry on every wet trail this winter.")
+    assert "content.prompt_echo" not in rules(result)

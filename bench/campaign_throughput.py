@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agency.agents.content import build_prompt  # noqa: E402
-from agency.contracts import GenerationRequest  # noqa: E402
+from agency.contracts import CalendarEntry, CampaignBrief, CampaignPlan, GenerationRequest  # noqa: E402
 from agency.demo import demo_brief  # noqa: E402
 from agency.inference import TritonInference  # noqa: E402
 from agency.serialization import from_json  # noqa: E402
@@ -99,7 +100,7 @@ async def bench(settings: Settings, campaigns: int) -> None:
     base = f"http://127.0.0.1:{settings.api_port}"
     progress: dict[str, str] = {}
     async with httpx.AsyncClient(base_url=base, timeout=60) as api:
-        briefs = [{**demo_brief(__import__("datetime").date(2027, 3, 1)), "tenant": f"bench-{i}"} for i in range(campaigns)]
+        briefs = [{**demo_brief(date(2027, 3, 1)), "tenant": f"bench-{i}"} for i in range(campaigns)]
         print(f"running {campaigns} campaigns at once ...")
         stop = asyncio.Event()
         started = time.perf_counter()
@@ -114,9 +115,6 @@ async def bench(settings: Settings, campaigns: int) -> None:
     tokens = sum(item["completion_tokens"] for item in drafts)
 
     # Baseline in the same process and stack: the same number of generations, same token budget.
-    from agency.contracts import CalendarEntry, CampaignBrief, CampaignPlan
-
-    plan_json = None
     async with httpx.AsyncClient(base_url=base, timeout=60) as api:
         plan_json = (await api.get(f"/v1/campaigns/{results[0]['campaign_id']}")).json()["plan"]
     plan = from_json(CampaignPlan, plan_json)
@@ -148,7 +146,8 @@ async def bench(settings: Settings, campaigns: int) -> None:
     print(f"pipeline wall time:           {pipeline_s:8.1f} s   -> {per_min:6.2f} campaigns/min")
     print(f"pipeline generation rate:     {pipeline_gen_rate:8.2f} generations/s ({tokens / pipeline_s:6.1f} tokens/s)")
     print(f"Triton baseline (same run):   {raw_gen_rate:8.2f} generations/s ({raw_tokens / raw_s:6.1f} tokens/s)")
-    print(f"ratio pipeline/baseline:      {pipeline_gen_rate / raw_gen_rate:8.2f}")
+    print(f"ratio pipeline/baseline:      {pipeline_gen_rate / raw_gen_rate:8.2f} (generations), "
+          f"{(tokens / pipeline_s) / (raw_tokens / raw_s):.2f} (tokens)")
     print(f"orchestration overhead:       {pipeline_s - raw_s * generations / len(requests):8.1f} s of {pipeline_s:.1f} s "
           f"(metrics waits included: {settings.metrics_rounds} x {settings.metrics_interval_s:g} s)")
 

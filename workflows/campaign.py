@@ -11,7 +11,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 from agency.contracts import (
     ActivityName,
@@ -51,6 +51,17 @@ from agency.contracts import (
 )
 from workflows import activity_options
 from workflows.content_pipeline import ContentPipelineWorkflow
+
+# Patch ids (workflow.patched): histories recorded before a change replay the old branch.
+RECORD_OUTCOME_OF_WRAPPED_ERRORS = "record-outcome-of-wrapped-errors"
+
+
+def root_cause_message(err: BaseException) -> str:
+    """The innermost failure's message ("Activity task failed" says nothing to a person)."""
+    while isinstance(err, FailureError) and err.cause is not None:
+        err = err.cause
+    return err.message if isinstance(err, FailureError) else str(err)
+
 
 @workflow.defn(name=WorkflowName.CAMPAIGN)
 class CampaignWorkflow:
@@ -134,11 +145,18 @@ class CampaignWorkflow:
             return await self._run(inp)
         except asyncio.CancelledError:
             # Cancellation is a request: record it durably, then let Temporal mark it cancelled.
-            await self._finish(CampaignPhase.CANCELLED, "cancelled by request")
+            await self._finish_despite_cancellation(CampaignPhase.CANCELLED, "cancelled by request")
             raise
-        except ApplicationError as err:
-            self._error = str(err)
-            await self._finish(CampaignPhase.FAILED, str(err))
+        except FailureError as err:
+            # A cancel that lands while an activity or child runs arrives wrapped in its error;
+            # a business failure arrives as an activity/child error with an ApplicationError cause.
+            if not workflow.patched(RECORD_OUTCOME_OF_WRAPPED_ERRORS) and not isinstance(err, ApplicationError):
+                raise
+            if is_cancelled_exception(err):
+                await self._finish_despite_cancellation(CampaignPhase.CANCELLED, "cancelled by request")
+                raise
+            self._error = root_cause_message(err)
+            await self._finish(CampaignPhase.FAILED, self._error)
             raise
 
     async def _run(self, inp: CampaignInput) -> CampaignResult:
@@ -356,6 +374,17 @@ class CampaignWorkflow:
             ActivityName.FINISH_CAMPAIGN,
             FinishCampaignRequest(campaign_id=self._campaign_id, outcome=outcome.value, detail=detail),
         )
+
+    async def _finish_despite_cancellation(self, outcome: CampaignPhase, detail: str) -> None:
+        """Record the outcome even if cancellation is requested again meanwhile (a second
+        Cancel from the API or the Temporal UI would otherwise abort the record itself)."""
+        recording = asyncio.ensure_future(self._finish(outcome, detail))
+        while True:
+            try:
+                return await asyncio.shield(recording)
+            except asyncio.CancelledError:
+                if recording.done():
+                    return recording.result()
 
     async def _activity(self, name: str, arg, *, result_type=None, task_queue: str | None = None):
         return await workflow.execute_activity(

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+from temporalio.api.enums.v1 import EventType
 
 BRIEF = {
     "tenant": "acme-outdoor",
@@ -27,7 +28,10 @@ async def start_campaign(api: httpx.AsyncClient, **changes) -> str:
     return response.json()["campaign_id"]
 
 
-async def wait_for(api: httpx.AsyncClient, campaign_id: str, predicate, *, timeout_s: float = 240) -> dict:
+async def wait_for(
+    api: httpx.AsyncClient, campaign_id: str, predicate, *, timeout_s: float = 240, temporal=None
+) -> dict:
+    """Poll the campaign until ``predicate(view)``; on timeout, say where the workflow stood."""
     deadline = time.monotonic() + timeout_s
     last: dict = {}
     while time.monotonic() < deadline:
@@ -37,7 +41,18 @@ async def wait_for(api: httpx.AsyncClient, campaign_id: str, predicate, *, timeo
         if predicate(last):
             return last
         await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out; last state: {last}")
+    raise AssertionError(f"timed out; last state: {last}{await _history_tail(temporal, campaign_id)}")
+
+
+async def _history_tail(temporal, campaign_id: str, events: int = 25) -> str:
+    if temporal is None:
+        return ""
+    try:
+        history = await temporal.get_workflow_handle(campaign_id).fetch_history()
+    except Exception as err:  # diagnostics only
+        return f"\n(no workflow history: {err})"
+    lines = [f"{e.event_id} {EventType.Name(e.event_type)}" for e in history.events[-events:]]
+    return "\nlast workflow events:\n  " + "\n  ".join(lines)
 
 
 def in_phase(*phases: str):

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
                 raise RuntimeError("AGENCY_CHANNEL_TOKEN must be set in production")
             if not self.database_url:
                 raise RuntimeError("DATABASE_URL must point at a managed PostgreSQL in production")
+            if not self.channel_base_url:
+                raise RuntimeError("AGENCY_CHANNEL_BASE_URL must name the real publishing channel in production")
 
 
 @lru_cache

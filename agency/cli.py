@@ -70,6 +70,25 @@ def cmd_models_prepare(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_triton(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.models_prep import models_ready
+    from agency.triton_server import build_triton_command
+
+    if not models_ready(settings):
+        raise RuntimeError(f"models are not prepared in {settings.models_dir}; run `agency models prepare` first")
+    argv, env = build_triton_command(
+        settings,
+        http_port=settings.triton_http_port,
+        grpc_port=settings.triton_grpc_port,
+        metrics_port=settings.triton_metrics_port,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become tritonserver (same PID): SIGTERM reaches it directly, so it drains in-flight
+    # requests (--exit-timeout-secs) and exits; its log goes to this process's stdout.
+    os.execve(argv[0], argv, env)
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from agency.db.migrate import upgrade_head
     from agency.db.session import resolve_database_url
@@ -137,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     prepare = models_sub.add_parser("prepare", help="convert and quantize the models once (idempotent)")
     prepare.set_defaults(handler=cmd_models_prepare)
+
+    triton = sub.add_parser(
+        "triton", help="run tritonserver on the model repository in the foreground (containers)"
+    )
+    triton.set_defaults(handler=cmd_triton)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(handler=cmd_migrate)

@@ -23,7 +23,7 @@ from agency.models_prep import models_ready
 from agency.settings import Settings
 
 # Never hand these to the model server: it needs none of them.
-_SECRET_ENV_VARS = ("AGENCY_SECRET_KEY", "DATABASE_URL", "AGENCY_DATABASE_URL")
+_SECRET_ENV_VARS = ("AGENCY_SECRET_KEY", "AGENCY_CHANNEL_TOKEN", "DATABASE_URL", "AGENCY_DATABASE_URL")
 _BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 
 

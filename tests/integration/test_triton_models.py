@@ -7,11 +7,11 @@ import json
 import math
 import os
 import re
-import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from conftest import free_port
 
 from agency.inference import Generation, InferenceUnavailable, TritonInference
 from agency.models_prep import models_ready, prepare_models, read_manifest
@@ -22,12 +22,6 @@ pytestmark = pytest.mark.integration
 
 SYSTEM = "You are a marketing copywriter."
 COMMON_WORDS = {"the", "a", "and", "to", "your", "our", "you", "with", "for", "of", "is", "in", "it"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(settings: Settings, log_path: Path) -> TritonServer:
@@ -57,22 +51,10 @@ def settings() -> Settings:
     return settings
 
 
-@pytest.fixture(scope="module")
-def triton(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    server = start_server(settings, tmp_path_factory.mktemp("triton") / "triton.log")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-async def client(triton: TritonServer) -> AsyncIterator[TritonInference]:
-    client = TritonInference(triton.grpc_url)
-    try:
-        yield client
-    finally:
-        await client.close()
+@pytest.fixture
+def client(inference: TritonInference) -> TritonInference:
+    """The session's client of the session's Triton server (see conftest)."""
+    return inference
 
 
 async def generate(client: TritonInference, prompt: str, **overrides: object) -> Generation:

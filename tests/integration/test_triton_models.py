@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import socket
 from pathlib import Path
 
 import pytest

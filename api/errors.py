@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger("agency.api")
 
 
 class AgencyError(Exception):
@@ -68,10 +72,22 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Lost or refused connections are an outage to retry, not a bug in the request.
+        if exc.connection_invalidated or _is_connection_failure(exc):
+            log.warning("database unavailable: %s", type(exc.orig).__name__)
+            return await _agency_error(request, ServiceUnavailable("postgres", "database unavailable"))
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Never a stack trace to the client; the server log has it.
-        import logging
-
-        logging.getLogger("agency.api").exception("unhandled error", exc_info=exc)
+        log.exception("unhandled error", exc_info=exc)
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
+
+def _is_connection_failure(exc: DBAPIError) -> bool:
+    import psycopg
+
+    return isinstance(exc.orig, psycopg.OperationalError)

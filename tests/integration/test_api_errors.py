@@ -91,6 +91,17 @@ async def test_review_errors_and_report_not_ready(make_settings, temporal_env):
         assert again.status_code == 409 and error_code(again) == "not_pending"
 
 
+async def test_postgres_down_is_503_with_retry_hint(make_settings):
+    settings = make_settings(database_url=f"postgresql://agency@127.0.0.1:{free_port()}/agency")
+    async with api_client(settings) as api:
+        response = await api.get("/v1/campaigns/cmp_00000000000000000000")
+        ready = await api.get("/readyz")
+    assert response.status_code == 503
+    assert error_code(response) == "postgres_unavailable"
+    assert response.headers["Retry-After"]
+    assert ready.status_code == 503 and ready.json()["checks"]["postgres"] is False
+
+
 async def test_temporal_down_is_503_with_retry_hint(make_settings):
     settings = make_settings(temporal_address=f"127.0.0.1:{free_port()}")
     async with api_client(settings) as api:

@@ -1,1 +1,7 @@
-"""PostgreSQL persistence: typed models, async sessions, Alembic migrations, repository."""
+"""PostgreSQL persistence: typed models, async sessions, Alembic migrations, repository.
+
+Importing the package registers every table on ``Base.metadata`` (Alembic and the migration
+test compare against all of them).
+"""
+
+from agency.db import models, models_identity, models_ratelimit  # noqa: F401

@@ -72,6 +72,26 @@ class Settings(BaseSettings):
     activity_timeout_s: float = 30.0
     generation_timeout_s: float = 120.0
 
+    # ---- security (tokens, keys, rate limits) ---------------------------------------
+    jwt_issuer: str = "agency"
+    jwt_audience: str = "agency-api"
+    access_token_ttl_s: int = 15 * 60
+    # Refresh tokens rotate on every use; idle lifetime per token, absolute per family (ASVS V10.4.8).
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    refresh_token_absolute_ttl_s: int = 30 * 24 * 3600
+    # Retired signing keys still verify for this long, so rotation logs nobody out.
+    signing_key_verify_grace_s: int = 24 * 3600
+    # After rotation the old API key keeps working this long, so clients can switch over.
+    api_key_rotation_overlap_s: int = 24 * 3600
+    # Token buckets: sustained requests per minute and burst size.
+    rate_limit_tenant_per_minute: float = 600
+    rate_limit_tenant_burst: int = 120
+    rate_limit_identity_per_minute: float = 300
+    rate_limit_identity_burst: int = 60
+    # Login/token endpoints, per client address and per account: brute-force protection.
+    rate_limit_login_per_minute: float = 10
+    rate_limit_login_burst: int = 5
+
     # ---- derived paths -------------------------------------------------------------
     @property
     def logs_dir(self) -> Path:

@@ -100,6 +100,35 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sqlalchemy.exc import DBAPIError
+
+    from agency.db.session import create_engine, resolve_database_url, session_factory
+    from agency.security.audit import ChainVerification, verify_audit_log
+
+    async def verify() -> ChainVerification:
+        engine = create_engine(resolve_database_url(settings), pool_size=1, max_overflow=0)
+        try:
+            async with session_factory(engine)() as session:
+                return await verify_audit_log(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(verify())
+    except DBAPIError as exc:  # unreachable database, unmigrated schema
+        first_line = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        raise RuntimeError(f"cannot read the audit log: {first_line}") from exc
+    if result.ok:
+        print(f"audit log intact: {result.records_checked} records")
+        return 0
+    where = f"record {result.bad_record_id}" if result.bad_record_id is not None else "chain head"
+    _eprint(f"agency: audit log TAMPERED at {where}: {result.reason}")
+    return 1
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -164,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(handler=cmd_migrate)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_verify = audit_sub.add_parser(
+        "verify", help="recompute the audit hash chain; exit 1 naming the first altered or missing record"
+    )
+    audit_verify.set_defaults(handler=cmd_audit_verify)
 
     api = sub.add_parser("api", help="run the HTTP API in this process")
     api.add_argument("--host", default=None, help="default: AGENCY_BIND_HOST")

@@ -56,6 +56,25 @@ class ServiceUnavailable(AgencyError):
         self.code = f"{service}_unavailable"
 
 
+class Forbidden(AgencyError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(AgencyError):
+    """429 with the RateLimit-* and Retry-After headers built by agency.security.rate_limit."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int, headers: dict[str, str]):
+        super().__init__(
+            message,
+            details={"retry_after_s": retry_after_s},
+            headers={**headers, "Retry-After": str(retry_after_s)},
+        )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AgencyError)
     async def _agency_error(_: Request, exc: AgencyError) -> JSONResponse:

@@ -83,6 +83,9 @@ class User(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str]
     role: Mapped[str]
+    # argon2id hash (agency.security.passwords); None: the user cannot log in with a password.
+    password_hash: Mapped[str | None]
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -227,6 +230,25 @@ class AuditEvent(Base):
     subject_type: Mapped[str]
     subject_id: Mapped[str]
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # Set by the application (agency.security.audit), not the server: it is part of the hash.
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
     )
+    outcome: Mapped[str] = mapped_column(server_default=text("'ok'"))
+    request_id: Mapped[str | None]
+    # Hash chain (agency.security.audit): sha256 hex of the previous record and of this one.
+    # prev_hash is unique too: two records claiming the same predecessor would be a fork.
+    prev_hash: Mapped[str] = mapped_column(unique=True)
+    hash: Mapped[str] = mapped_column(unique=True)
+
+
+class AuditChainHead(Base):
+    """The single row naming the chain's last record, so deleting the newest records is detected."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_hash: Mapped[str]
+    count: Mapped[int] = mapped_column(BigInteger)

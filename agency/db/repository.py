@@ -30,6 +30,7 @@ from agency.db.models import (
     ContentVersion,
     Tenant,
 )
+from agency.security.audit import append_audit_event
 
 
 _T = TypeVar("_T")
@@ -388,21 +389,24 @@ class CampaignRepository:
         subject_id: str,
         tenant_id: uuid.UUID | None = None,
         detail: dict[str, Any] | None = None,
+        outcome: str = "ok",
+        request_id: str | None = None,
     ) -> int:
-        """Append an audit event; returns its id."""
-        result = await self.session.execute(
-            insert(AuditEvent)
-            .values(
-                actor=actor,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                tenant_id=tenant_id,
-                detail=detail or {},
-            )
-            .returning(AuditEvent.id)
+        """Append an audit event to the hash chain; returns its id.
+
+        Serialises with every other audit append until the caller's transaction ends.
+        """
+        return await append_audit_event(
+            self.session,
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            tenant_id=tenant_id,
+            detail=detail,
+            outcome=outcome,
+            request_id=request_id,
         )
-        return result.scalar_one()
 
     async def list_audit_events(self, subject_type: str, subject_id: str) -> list[AuditEvent]:
         result = await self.session.scalars(

@@ -31,6 +31,12 @@ APP_TABLES = {
     "content_reviews",
     "channel_metrics",
     "audit_events",
+    "audit_chain_head",
+    "rate_limit_buckets",
+    "service_identities",
+    "signing_keys",
+    "refresh_tokens",
+    "api_keys",
 }
 
 

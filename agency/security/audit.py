@@ -50,6 +50,14 @@ class AuditFields:
     detail: Mapping[str, Any]
     created_at: datetime
 
+    @classmethod
+    def from_row(cls, row: Any) -> AuditFields:
+        """The hashed fields of a stored audit_events row (ORM object or Core row)."""
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+    def as_values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
 
 @dataclass(frozen=True)
 class ChainRecord:
@@ -250,19 +258,7 @@ async def append_audit_event(
     new_id = (
         await session.execute(
             insert(AuditEvent)
-            .values(
-                tenant_id=tenant_id,
-                actor=actor,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                outcome=outcome,
-                request_id=request_id,
-                detail=stored_detail,
-                created_at=created_at,
-                prev_hash=head.last_hash,
-                hash=digest,
-            )
+            .values(**fields.as_values(), prev_hash=head.last_hash, hash=digest)
             .returning(AuditEvent.id)
         )
     ).scalar_one()
@@ -280,17 +276,7 @@ def _record_from_row(row: Any) -> ChainRecord:
         id=row.id,
         prev_hash=row.prev_hash,
         hash=row.hash,
-        fields=AuditFields(
-            tenant_id=row.tenant_id,
-            actor=row.actor,
-            action=row.action,
-            subject_type=row.subject_type,
-            subject_id=row.subject_id,
-            outcome=row.outcome,
-            request_id=row.request_id,
-            detail=row.detail,
-            created_at=row.created_at,
-        ),
+        fields=AuditFields.from_row(row),
     )
 
 

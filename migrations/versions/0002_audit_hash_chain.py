@@ -59,18 +59,7 @@ def _chain_existing_records() -> tuple[int | None, str, int]:
             return last_id, last_hash, count
         updates = []
         for row in rows:
-            fields = AuditFields(
-                tenant_id=row.tenant_id,
-                actor=row.actor,
-                action=row.action,
-                subject_type=row.subject_type,
-                subject_id=row.subject_id,
-                outcome=row.outcome,
-                request_id=row.request_id,
-                detail=row.detail,
-                created_at=row.created_at,
-            )
-            digest = record_hash(last_hash, fields)
+            digest = record_hash(last_hash, AuditFields.from_row(row))
             updates.append({"row_id": row.id, "prev": last_hash, "digest": digest})
             last_id, last_hash = row.id, digest
             count += 1

@@ -92,13 +92,6 @@ class CampaignService:
                 brief=to_json(brief),
                 workflow_id=campaign_id,
             )
-            await self._repo.add_audit_event(
-                actor=brief.tenant,
-                action="campaign.requested",
-                subject_type="campaign",
-                subject_id=campaign_id,
-                detail={"channels": brief.channels, "budget_cents": brief.total_budget_cents},
-            )
             s = self._settings
             try:
                 await client.start_workflow(
@@ -123,6 +116,15 @@ class CampaignService:
                 if err.status == RPCStatusCode.ALREADY_EXISTS:
                     return campaign_id  # same idempotency key, campaign already finished
                 raise self._map_rpc(err, campaign_id) from err
+            # Appended last: the audit chain lock is then held only until commit, not across the
+            # Temporal call.
+            await self._repo.add_audit_event(
+                actor=brief.tenant,
+                action="campaign.requested",
+                subject_type="campaign",
+                subject_id=campaign_id,
+                detail={"channels": brief.channels, "budget_cents": brief.total_budget_cents},
+            )
         return campaign_id
 
     async def review(self, campaign_id: str, body: ApprovalCreate) -> ApprovalResult:

@@ -37,6 +37,7 @@ test-unit: install
 
 bench: models
 	$(PY) bench/campaign_throughput.py
+	$(PY) bench/auth_overhead.py
 
 # Re-record the committed workflow histories (after a versioned workflow change).
 histories: models

@@ -10,14 +10,21 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
+from agency.security.rbac import AGENT_SCOPES, Role
 from agency.services.process import ServiceStartError
 from agency.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 WORKER_QUEUE_CHOICES = ("orchestration", "inference", "integrations", "all")
+_T = TypeVar("_T")
 
 
 def _eprint(message: str) -> None:
@@ -129,6 +136,121 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+NEW_USER_PASSWORD_ENV = "AGENCY_NEW_USER_PASSWORD"
+
+
+class _BadInput(Exception):
+    """Input the user can fix (a mismatched password, nothing on stdin): exit 2."""
+
+
+def _read_new_password(args: argparse.Namespace) -> str:
+    """The env var (automation), else stdin with --password-stdin, else two hidden prompts."""
+    from_env = os.environ.get(NEW_USER_PASSWORD_ENV)
+    if from_env is not None:
+        return from_env
+    if args.password_stdin:
+        # One line; only its line ending is dropped, other whitespace belongs to the password.
+        line = sys.stdin.readline()
+        if not line:
+            raise _BadInput("--password-stdin given but stdin is empty")
+        return line.rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("password for the new user: ")
+    if getpass.getpass("repeat the password: ") != password:
+        raise _BadInput("the passwords do not match")
+    return password
+
+
+def _run_identity_command(
+    settings: Settings, what: str, work: Callable[[AsyncSession], Awaitable[_T]]
+) -> _T:
+    """Runs ``work(session)`` in one committed transaction on a short-lived engine."""
+    import asyncio
+
+    from sqlalchemy.exc import DBAPIError
+
+    from agency.db.session import create_engine, resolve_database_url, session_factory
+
+    async def run() -> _T:
+        engine = create_engine(resolve_database_url(settings), pool_size=1, max_overflow=0)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except DBAPIError as exc:  # unreachable database, unmigrated schema
+        first_line = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        raise RuntimeError(f"cannot {what}: {first_line}") from exc
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.db.models import User
+    from agency.security.audit import append_audit_event
+    from agency.security.identities import IdentityExists, check_tenant_slug, create_user, normalize_email
+
+    try:
+        # Check what we can before asking for a password the user would then have to retype.
+        check_tenant_slug(args.tenant)
+        normalize_email(args.email)
+        password = _read_new_password(args)
+    except (ValueError, _BadInput) as exc:
+        _eprint(f"agency: {exc}")
+        return 2
+
+    async def create(session: AsyncSession) -> User:
+        user = await create_user(
+            session, tenant_slug=args.tenant, email=args.email, role=args.role, password=password
+        )
+        await append_audit_event(
+            session, actor="cli", action="users.create", subject_type="user", subject_id=str(user.id),
+            tenant_id=user.tenant_id, detail={"email": user.email, "role": user.role},
+        )
+        return user
+
+    try:
+        user = _run_identity_command(settings, "create the user", create)
+    except (ValueError, IdentityExists) as exc:
+        _eprint(f"agency: {exc}")
+        return 2
+    print(f"created user {user.email} ({user.role}) in tenant {args.tenant}: id {user.id}")
+    return 0
+
+
+def cmd_service_identities_create(settings: Settings, args: argparse.Namespace) -> int:
+    from agency.db.models_identity import ServiceIdentity
+    from agency.security.audit import append_audit_event
+    from agency.security.identities import IdentityExists, IssuedClientCredentials, create_service_identity
+
+    async def create(session: AsyncSession) -> IssuedClientCredentials:
+        issued = await create_service_identity(
+            session, tenant_slug=args.tenant, name=args.name, scopes=args.scope
+        )
+        # Already in the session's identity map: no query.
+        identity = await session.get(ServiceIdentity, uuid.UUID(issued.client_id))
+        assert identity is not None
+        await append_audit_event(
+            session, actor="cli", action="service_identities.create", subject_type="service_identity",
+            subject_id=issued.client_id, tenant_id=identity.tenant_id,
+            detail={"name": identity.name, "scopes": list(identity.scopes)},
+        )
+        return issued
+
+    try:
+        issued = _run_identity_command(settings, "create the service identity", create)
+    except (ValueError, IdentityExists) as exc:
+        _eprint(f"agency: {exc}")
+        return 2
+    print(f"created service identity {args.name!r} in tenant {args.tenant} (scopes: {', '.join(args.scope)})")
+    print(f"client_id:     {issued.client_id}")
+    print(f"client_secret: {issued.client_secret}")
+    print("the client secret is shown only this once and cannot be recovered; store it now", flush=True)
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -200,6 +322,38 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="recompute the audit hash chain; exit 1 naming the first altered or missing record"
     )
     audit_verify.set_defaults(handler=cmd_audit_verify)
+
+    users = sub.add_parser("users", help="people who sign in to the API")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    users_create = users_sub.add_parser(
+        "create",
+        help=f"create a user (tenant created if missing); password from ${NEW_USER_PASSWORD_ENV}, "
+        "--password-stdin or a prompt",
+    )
+    users_create.add_argument("--tenant", required=True, metavar="SLUG", help="tenant slug")
+    users_create.add_argument("--email", required=True, help="sign-in name, stored lower-case")
+    users_create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    users_create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    users_create.set_defaults(handler=cmd_users_create)
+
+    service_identities = sub.add_parser(
+        "service-identities", help="machine clients using the OAuth2 client-credentials grant"
+    )
+    service_identities_sub = service_identities.add_subparsers(
+        dest="service_identities_command", required=True, metavar="ACTION"
+    )
+    service_identities_create = service_identities_sub.add_parser(
+        "create", help="create a service identity and print its client id and secret (shown once)"
+    )
+    service_identities_create.add_argument("--tenant", required=True, metavar="SLUG", help="tenant slug")
+    service_identities_create.add_argument("--name", required=True, help="unique within the tenant")
+    service_identities_create.add_argument(
+        "--scope", action="append", required=True, metavar="SCOPE",
+        help=f"repeatable: an agent scope ({', '.join(AGENT_SCOPES)}) or a permission such as metrics:read",
+    )
+    service_identities_create.set_defaults(handler=cmd_service_identities_create)
 
     api = sub.add_parser("api", help="run the HTTP API in this process")
     api.add_argument("--host", default=None, help="default: AGENCY_BIND_HOST")

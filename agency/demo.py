@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 import time
 from datetime import date, timedelta
+from urllib.parse import quote
 
 import httpx
 
@@ -39,12 +41,12 @@ PHASES = [
     CampaignPhase.COMPLETED,
 ]
 CLOSED = {"completed", "cancelled", "failed"}
+DEMO_TENANT = "northwind-outdoor"
 
 
 def demo_brief(today: date) -> dict:
     start = today + timedelta(days=7)
     return {
-        "tenant": "northwind-outdoor",
         "name": "Trailblaze winter launch",
         "product": "Trailblaze waterproof hiking boots",
         "audience": "weekend hikers aged 25-45 who hike in wet weather",
@@ -113,14 +115,50 @@ def _generation_count(settings: Settings) -> int:
     return asyncio.run(count())
 
 
+def sign_in_local_owner(settings: Settings, base_url: str, tenant: str) -> str:
+    """Create a throwaway owner of ``tenant`` and log in as it over HTTP; its access token.
+
+    Local and test stacks only: a real deployment's users are created by people
+    (``agency users create``), never with a generated password.
+    """
+    if settings.environment not in ("local", "test"):
+        raise DemoFailed("the demo signs in with a generated user, which only local mode allows")
+    from agency.db.session import create_engine, resolve_database_url, session_factory
+    from agency.security.identities import create_user
+
+    email = f"demo-owner-{secrets.token_hex(4)}@{tenant}.example"
+    password = secrets.token_urlsafe(24)
+
+    async def create() -> None:
+        engine = create_engine(resolve_database_url(settings))
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                await create_user(session, tenant_slug=tenant, email=email, role="owner", password=password)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create())
+    response = httpx.post(
+        f"{base_url}/v1/auth/token",
+        data={"grant_type": "password", "tenant": tenant, "username": email, "password": password},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise DemoFailed(f"sign-in as {email} -> {response.status_code}: {response.text}")
+    return response.json()["access_token"]
+
+
 def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     base = f"http://{settings.bind_host}:{settings.api_port}"
     generated_before = _generation_count(settings)
-    with httpx.Client(base_url=base, timeout=60) as api:
+    token = sign_in_local_owner(settings, base, DEMO_TENANT)
+    print(f"signed in as an owner of tenant {DEMO_TENANT} (POST /v1/auth/token)")
+    with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
         response = api.post("/v1/campaigns", json=demo_brief(date.today()))
         if response.status_code != 202:
             raise DemoFailed(f"POST /v1/campaigns -> {response.status_code}: {response.text}")
         campaign_id = response.json()["campaign_id"]
+        workflow_id = response.json()["workflow_id"]
         print(f"\ncampaign {campaign_id} accepted; following it through the API\n")
 
         started = time.monotonic()
@@ -146,7 +184,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
                 for item, decision, note in decisions:
                     result = api.post(
                         f"/v1/campaigns/{campaign_id}/approvals",
-                        json={"item_id": item["item_id"], "decision": decision, "reviewer": "demo-reviewer", "note": note},
+                        json={"item_id": item["item_id"], "decision": decision, "note": note},
                     )
                     if result.status_code != 200:
                         raise DemoFailed(f"approval of {item['item_id']} -> {result.status_code}: {result.text}")
@@ -164,6 +202,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
 
         content = api.get(f"/v1/campaigns/{campaign_id}/content").json()
         report = api.get(f"/v1/campaigns/{campaign_id}/report").json()
+        trail = api.get("/v1/audit", params={"limit": 200}).json()["events"]
 
     generated = _generation_count(settings) - generated_before
     print("\n==================== summary ====================")
@@ -172,11 +211,13 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     _print_content(content)
     print("\n==================== where to look ==============")
     print(f"generations served by Triton's content_generator: {generated}")
+    actors = sorted({e["actor"].split(":")[0] if e["actor"].startswith("user:") else e["actor"] for e in trail})
+    print(f"audit trail:  {len(trail)} newest records of the tenant (GET /v1/audit), by {', '.join(actors)}")
     print(f"report:       {report['html_path']}")
     print(f"API:          {base}/v1/campaigns/{campaign_id}   (docs: {base}/docs)")
     print(
         f"Temporal UI:  http://{settings.bind_host}:{settings.temporal_ui_port}"
-        f"/namespaces/{settings.temporal_namespace}/workflows/{campaign_id}"
+        f"/namespaces/{settings.temporal_namespace}/workflows/{quote(workflow_id, safe='')}"
     )
     if generated < len(content):
         raise DemoFailed("fewer model generations than content items")

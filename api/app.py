@@ -8,16 +8,28 @@ from fastapi import FastAPI
 
 from agency.db.session import create_engine, resolve_database_url, session_factory
 from agency.inference import TritonInference
+from agency.security.rate_limit import PostgresRateLimiter
 from agency.settings import Settings, get_settings
 from api import health
+from api.api_keys import endpoints as api_keys
+from api.audit import endpoints as audit
+from api.audit_trail import RequestContextMiddleware
+from api.auth import endpoints as auth
+from api.auth.principal import Authenticator
 from api.campaigns import endpoints as campaigns
 from api.errors import install_error_handlers
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway
 
 
+# Every API route lives in one of these (included without an extra prefix).
+ROUTERS = [health.router, auth.router, campaigns.router, api_keys.router, audit.router]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Also for settings built in code: default secrets never serve outside local/test mode.
+    settings.check_safe_for_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -26,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        app.state.authenticator = Authenticator(settings, app.state.sessions, PostgresRateLimiter(engine))
         app.state.temporal = TemporalGateway(settings.temporal_target, settings.temporal_namespace)
         app.state.inference = inference
         app.state.model_gate = ModelGate(inference)
@@ -42,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(campaigns.router)
+    app.add_middleware(RequestContextMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

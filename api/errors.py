@@ -56,6 +56,21 @@ class ServiceUnavailable(AgencyError):
         self.code = f"{service}_unavailable"
 
 
+class Unauthenticated(AgencyError):
+    """401: no credential, or one that does not verify. ``reason`` says which check failed."""
+
+    status_code = 401
+    code = "unauthenticated"
+
+    def __init__(self, message: str, *, reason: str):
+        super().__init__(
+            message,
+            details={"reason": reason},
+            # RFC 6750 §3: tell the client which scheme to use and that its token was refused.
+            headers={"WWW-Authenticate": f'Bearer realm="agency", error="invalid_token", error_description="{reason}"'},
+        )
+
+
 class Forbidden(AgencyError):
     status_code = 403
     code = "forbidden"

@@ -88,6 +88,12 @@ class CampaignRepository:
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
         return await self._one_fresh(select(Campaign).where(Campaign.id == campaign_id))
 
+    async def get_tenant_campaign(self, tenant_id: uuid.UUID, campaign_id: str) -> Campaign | None:
+        """The campaign only if it belongs to ``tenant_id``: the API's single way to find one."""
+        return await self._one_fresh(
+            select(Campaign).where(Campaign.id == campaign_id, Campaign.tenant_id == tenant_id)
+        )
+
     async def update_campaign(
         self,
         campaign_id: str,

@@ -144,17 +144,22 @@ async def rotate_refresh_token(
 
 async def revoke_family(
     session: AsyncSession, presented: str, *, now: datetime, reason: str = "logout"
-) -> bool:
-    """Logout: revokes the family of ``presented``. Commits. False if the token is unknown."""
+) -> uuid.UUID | None:
+    """Logout: revokes the family of ``presented`` and returns its id. Commits. None if unknown."""
     family_id = await session.scalar(
         select(RefreshToken.family_id).where(RefreshToken.token_hash == hash_refresh_token(presented))
     )
     if family_id is None:
         await session.commit()
-        return False
+        return None
     await _revoke_family(session, family_id, now=now, reason=reason)
     await session.commit()
-    return True
+    return family_id
+
+
+async def revoke_family_by_id(session: AsyncSession, family_id: uuid.UUID, *, now: datetime, reason: str) -> None:
+    """Ends one family (e.g. its user was disabled). Flushes; the caller commits."""
+    await _revoke_family(session, family_id, now=now, reason=reason)
 
 
 async def revoke_all_for_user(session: AsyncSession, user_id: uuid.UUID, *, now: datetime, reason: str) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agency.security.rbac import Permission, Principal
 from agency.settings import Settings
 from api import deps
+from api.auth.principal import requires
 from api.campaigns.schemas import (
     ActionAccepted,
     ApprovalCreate,
@@ -27,56 +29,74 @@ from api.temporal_gateway import TemporalGateway
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 
-def service(
-    session: Annotated[AsyncSession, Depends(deps.db_session)],
-    temporal: Annotated[TemporalGateway, Depends(deps.temporal)],
-    settings: Annotated[Settings, Depends(deps.settings)],
-    model_gate: Annotated[ModelGate, Depends(deps.model_gate)],
-) -> CampaignService:
-    return CampaignService(session, temporal, settings, model_gate)
+def service_for(permission: Permission):
+    """A CampaignService acting for a caller that holds ``permission``."""
+
+    # The permission is a closure variable: it goes in a default, as string annotations
+    # (PEP 563) are resolved in module globals.
+    def service(
+        request: Request,
+        session: Annotated[AsyncSession, Depends(deps.db_session)],
+        temporal: Annotated[TemporalGateway, Depends(deps.temporal)],
+        settings: Annotated[Settings, Depends(deps.settings)],
+        model_gate: Annotated[ModelGate, Depends(deps.model_gate)],
+        principal: Principal = requires(permission),
+    ) -> CampaignService:
+        return CampaignService(session, temporal, settings, model_gate, principal, request)
+
+    return Annotated[CampaignService, Depends(service)]
 
 
-Service = Annotated[CampaignService, Depends(service)]
+P = Permission
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=CampaignAccepted)
+@router.post("", name="campaigns.create", status_code=status.HTTP_202_ACCEPTED, response_model=CampaignAccepted)
 async def create_campaign(
     body: CampaignCreate,
-    svc: Service,
+    svc: service_for(P.CAMPAIGNS_CREATE),
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> CampaignAccepted:
-    campaign_id = await svc.start(body, idempotency_key)
+    campaign_id, workflow_id = await svc.start(body, idempotency_key)
     return CampaignAccepted(
-        campaign_id=campaign_id, status_url=f"/v1/campaigns/{campaign_id}", workflow_id=campaign_id
+        campaign_id=campaign_id, status_url=f"/v1/campaigns/{campaign_id}", workflow_id=workflow_id
     )
 
 
-@router.get("/{campaign_id}", response_model=CampaignView)
-async def get_campaign(campaign_id: str, svc: Service) -> CampaignView:
+@router.get("/{campaign_id}", name="campaigns.get", response_model=CampaignView)
+async def get_campaign(campaign_id: str, svc: service_for(P.CAMPAIGNS_READ)) -> CampaignView:
     return await svc.view(campaign_id)
 
 
-@router.get("/{campaign_id}/content", response_model=list[ContentView])
-async def get_content(campaign_id: str, svc: Service) -> list[ContentView]:
+@router.get("/{campaign_id}/content", name="campaigns.content", response_model=list[ContentView])
+async def get_content(campaign_id: str, svc: service_for(P.CONTENT_READ)) -> list[ContentView]:
     return await svc.content(campaign_id)
 
 
-@router.post("/{campaign_id}/approvals", response_model=ApprovalResult)
-async def review_content(campaign_id: str, body: ApprovalCreate, svc: Service) -> ApprovalResult:
+@router.post("/{campaign_id}/approvals", name="campaigns.review", response_model=ApprovalResult)
+async def review_content(
+    campaign_id: str, body: ApprovalCreate, svc: service_for(P.CONTENT_APPROVE)
+) -> ApprovalResult:
     return await svc.review(campaign_id, body)
 
 
-@router.post("/{campaign_id}/{action}", status_code=status.HTTP_202_ACCEPTED, response_model=ActionAccepted)
+@router.post(
+    "/{campaign_id}/{action}",
+    name="campaigns.control",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ActionAccepted,
+)
 async def campaign_action(
-    campaign_id: str, action: Literal["pause", "resume", "cancel"], svc: Service
+    campaign_id: str, action: Literal["pause", "resume", "cancel"], svc: service_for(P.CAMPAIGNS_CONTROL)
 ) -> ActionAccepted:
     await svc.signal(campaign_id, action)
     return ActionAccepted(campaign_id=campaign_id, action=action)
 
 
-@router.get("/{campaign_id}/report", response_model=ReportView)
+@router.get("/{campaign_id}/report", name="campaigns.report", response_model=ReportView)
 async def get_report(
-    campaign_id: str, svc: Service, format: Annotated[Literal["json", "html"], Query()] = "json"
+    campaign_id: str,
+    svc: service_for(P.REPORTS_READ),
+    format: Annotated[Literal["json", "html"], Query()] = "json",
 ) -> ReportView | HTMLResponse:
     report = await svc.report(campaign_id)
     if format == "html":

@@ -17,7 +17,7 @@ MAX_CAMPAIGN_DAYS = 366
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+    # No tenant field: a campaign always belongs to the caller's tenant.
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = ""
     product: ShortText
     audience: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
@@ -43,9 +43,9 @@ class CampaignCreate(BaseModel):
             raise ValueError(f"a campaign may run at most {MAX_CAMPAIGN_DAYS} days")
         return self
 
-    def to_brief(self) -> CampaignBrief:
+    def to_brief(self, tenant_slug: str) -> CampaignBrief:
         return CampaignBrief(
-            tenant=self.tenant,
+            tenant=tenant_slug,
             product=self.product,
             audience=self.audience,
             goals=list(self.goals),
@@ -75,6 +75,7 @@ class ItemView(BaseModel):
 
 class CampaignView(BaseModel):
     campaign_id: str
+    workflow_id: str
     tenant: str
     name: str
     status: str
@@ -112,7 +113,6 @@ class ApprovalCreate(BaseModel):
 
     item_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     decision: Literal["approve", "reject"]
-    reviewer: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 

@@ -9,6 +9,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from fastapi import Request
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -26,7 +28,9 @@ from agency.contracts import (
     TaskQueues,
     WorkflowName,
 )
+from agency.db.models import Campaign, Tenant
 from agency.db.repository import CampaignRepository
+from agency.security.rbac import Principal
 from agency.serialization import to_json
 from agency.settings import Settings
 from api.campaigns.schemas import (
@@ -38,12 +42,18 @@ from api.campaigns.schemas import (
     ItemView,
     ReportView,
 )
-from api.model_gate import ModelGate
+from api.audit_trail import record_call
 from api.errors import AgencyError, Conflict, NotFound, ServiceUnavailable
+from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway, is_unavailable, unavailable
 
 # How long the API waits on a workflow before telling the client to retry.
 RPC_TIMEOUT = timedelta(seconds=15)
+
+
+def workflow_id_for(tenant_slug: str, campaign_id: str) -> str:
+    """Workflow ids carry the tenant, so the Temporal UI and its filters show whose run it is."""
+    return f"{tenant_slug}/{campaign_id}"
 
 
 def campaign_id_for(tenant: str, idempotency_key: str | None) -> str:
@@ -67,31 +77,50 @@ def timings_from(settings: Settings) -> CampaignTimings:
 
 
 class CampaignService:
+    """Campaign use cases on behalf of one caller; every lookup is scoped to the caller's tenant."""
+
     def __init__(
-        self, session: AsyncSession, temporal: TemporalGateway, settings: Settings, model_gate: ModelGate
+        self,
+        session: AsyncSession,
+        temporal: TemporalGateway,
+        settings: Settings,
+        model_gate: ModelGate,
+        principal: Principal,
+        request: Request,
     ) -> None:
         self._model_gate = model_gate
+        self._principal = principal
+        self._tenant_id = uuid.UUID(principal.tenant_id)
+        self._request = request
         self._session = session
         self._repo = CampaignRepository(session)
         self._temporal = temporal
         self._settings = settings
 
     # ---- commands --------------------------------------------------------------------
-    async def start(self, body: CampaignCreate, idempotency_key: str | None) -> str:
-        brief = body.to_brief()
-        campaign_id = campaign_id_for(brief.tenant, idempotency_key)
+    async def start(self, body: CampaignCreate, idempotency_key: str | None) -> tuple[str, str]:
+        """Start the campaign workflow; returns (campaign id, workflow id)."""
+        tenant_slug = await self._session.scalar(select(Tenant.slug).where(Tenant.id == self._tenant_id))
+        await self._session.rollback()  # end the read; the write below is one transaction
+        if tenant_slug is None:
+            raise NotFound("the caller's tenant no longer exists")
+        brief = body.to_brief(tenant_slug)
+        campaign_id = campaign_id_for(tenant_slug, idempotency_key)
+        workflow_id = workflow_id_for(tenant_slug, campaign_id)
         await self._model_gate.require_ready()
         client = await self._temporal.client()
         # Row and workflow start succeed together: the transaction commits only after the start
         # call returns, and the workflow's first activity re-registers the row idempotently.
         async with self._session.begin():
-            await self._repo.create_campaign(
+            campaign = await self._repo.create_campaign(
                 campaign_id=campaign_id,
                 tenant_slug=brief.tenant,
                 name=brief.name,
                 brief=to_json(brief),
-                workflow_id=campaign_id,
+                workflow_id=workflow_id,
             )
+            if campaign.tenant_id != self._tenant_id:  # an id collision must never cross tenants
+                raise Conflict("campaign id already taken; retry with another Idempotency-Key", code="id_taken")
             s = self._settings
             try:
                 await client.start_workflow(
@@ -106,7 +135,7 @@ class CampaignService:
                             integrations=s.queue_integrations,
                         ),
                     ),
-                    id=campaign_id,
+                    id=workflow_id,
                     task_queue=s.queue_orchestration,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -114,18 +143,18 @@ class CampaignService:
                 )
             except RPCError as err:
                 if err.status == RPCStatusCode.ALREADY_EXISTS:
-                    return campaign_id  # same idempotency key, campaign already finished
+                    return campaign_id, workflow_id  # same idempotency key, campaign already finished
                 raise self._map_rpc(err, campaign_id) from err
             # Appended last: the audit chain lock is then held only until commit, not across the
             # Temporal call.
-            await self._repo.add_audit_event(
-                actor=brief.tenant,
-                action="campaign.requested",
+            await record_call(
+                self._request,
+                self._session,
                 subject_type="campaign",
                 subject_id=campaign_id,
                 detail={"channels": brief.channels, "budget_cents": brief.total_budget_cents},
             )
-        return campaign_id
+        return campaign_id, workflow_id
 
     async def review(self, campaign_id: str, body: ApprovalCreate) -> ApprovalResult:
         handle = await self._running_handle(campaign_id)
@@ -133,7 +162,11 @@ class CampaignService:
             outcome = await handle.execute_update(
                 CampaignHandler.REVIEW,
                 ReviewDecision(
-                    item_id=body.item_id, approve=body.decision == "approve", reviewer=body.reviewer, note=body.note
+                    item_id=body.item_id,
+                    approve=body.decision == "approve",
+                    # The reviewer of record is the authenticated caller, not a name in the body.
+                    reviewer=self._principal.subject,
+                    note=body.note,
                 ),
                 result_type=ReviewOutcome,
                 rpc_timeout=RPC_TIMEOUT,
@@ -156,20 +189,19 @@ class CampaignService:
         except RPCError as err:
             raise self._map_rpc(err, campaign_id) from err
         # The session already holds the read transaction that found the campaign.
-        await self._repo.add_audit_event(
-            actor="api", action=f"campaign.{action}", subject_type="campaign", subject_id=campaign_id
+        await record_call(
+            self._request, self._session, action=f"campaigns.{action}", subject_type="campaign", subject_id=campaign_id
         )
         await self._session.commit()
 
     # ---- reads -----------------------------------------------------------------------
     async def view(self, campaign_id: str) -> CampaignView:
-        campaign = await self._repo.get_campaign(campaign_id)
-        if campaign is None:
-            raise NotFound(f"campaign {campaign_id} not found")
-        live = await self._live_status(campaign_id)
+        campaign = await self._campaign(campaign_id)
+        live = await self._live_status(campaign.workflow_id)
         if live is not None:
             return CampaignView(
                 campaign_id=campaign_id,
+                workflow_id=campaign.workflow_id,
                 tenant=campaign.brief["tenant"],
                 name=campaign.name,
                 status="paused" if live.paused else campaign.status,
@@ -190,6 +222,7 @@ class CampaignService:
         steps = await self._repo.list_steps(campaign_id)
         return CampaignView(
             campaign_id=campaign_id,
+            workflow_id=campaign.workflow_id,
             tenant=campaign.brief["tenant"],
             name=campaign.name,
             status=campaign.status,
@@ -214,8 +247,7 @@ class CampaignService:
         )
 
     async def content(self, campaign_id: str) -> list[ContentView]:
-        if await self._repo.get_campaign(campaign_id) is None:
-            raise NotFound(f"campaign {campaign_id} not found")
+        await self._campaign(campaign_id)
         return [
             ContentView(
                 item_id=item.id,
@@ -236,9 +268,7 @@ class CampaignService:
         ]
 
     async def report(self, campaign_id: str) -> ReportView:
-        campaign = await self._repo.get_campaign(campaign_id)
-        if campaign is None:
-            raise NotFound(f"campaign {campaign_id} not found")
+        campaign = await self._campaign(campaign_id)
         if not campaign.report_path or not Path(campaign.report_path).exists():
             raise Conflict(
                 f"campaign {campaign_id} has no report yet (phase: {campaign.phase})", code="report_not_ready"
@@ -249,11 +279,17 @@ class CampaignService:
         return ReportView(campaign_id=campaign_id, html_path=str(html_path), summary=summary, markdown=markdown)
 
     # ---- helpers ---------------------------------------------------------------------
-    async def _running_handle(self, campaign_id: str) -> WorkflowHandle:
-        if await self._repo.get_campaign(campaign_id) is None:
+    async def _campaign(self, campaign_id: str) -> Campaign:
+        # Another tenant's campaign reads exactly like a missing one: no existence leak.
+        campaign = await self._repo.get_tenant_campaign(self._tenant_id, campaign_id)
+        if campaign is None:
             raise NotFound(f"campaign {campaign_id} not found")
+        return campaign
+
+    async def _running_handle(self, campaign_id: str) -> WorkflowHandle:
+        campaign = await self._campaign(campaign_id)
         client = await self._temporal.client()
-        handle = client.get_workflow_handle(campaign_id)
+        handle = client.get_workflow_handle(campaign.workflow_id)
         try:
             desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         except RPCError as err:
@@ -264,10 +300,10 @@ class CampaignService:
             )
         return handle
 
-    async def _live_status(self, campaign_id: str) -> CampaignStatus | None:
+    async def _live_status(self, workflow_id: str) -> CampaignStatus | None:
         try:
             client = await self._temporal.client()
-            handle = client.get_workflow_handle(campaign_id)
+            handle = client.get_workflow_handle(workflow_id)
             desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 return None

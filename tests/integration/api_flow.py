@@ -8,8 +8,17 @@ import time
 import httpx
 from temporalio.api.enums.v1 import EventType
 
+# The tenant api_client signs in to; a campaign belongs to its caller's tenant.
+TENANT = "acme-outdoor"
+
+
+def workflow_id(campaign_id: str, tenant: str = TENANT) -> str:
+    from api.campaigns.service import workflow_id_for
+
+    return workflow_id_for(tenant, campaign_id)
+
+
 BRIEF = {
-    "tenant": "acme-outdoor",
     "name": "Winter boots launch",
     "product": "Trailblaze waterproof hiking boots",
     "audience": "weekend hikers aged 25-45",
@@ -48,7 +57,7 @@ async def _history_tail(temporal, campaign_id: str, events: int = 25) -> str:
     if temporal is None:
         return ""
     try:
-        history = await temporal.get_workflow_handle(campaign_id).fetch_history()
+        history = await temporal.get_workflow_handle(workflow_id(campaign_id)).fetch_history()
     except Exception as err:  # diagnostics only
         return f"\n(no workflow history: {err})"
     lines = [f"{e.event_id} {EventType.Name(e.event_type)}" for e in history.events[-events:]]
@@ -73,5 +82,5 @@ async def record_history(client, campaign_id: str, name: str) -> None:
         return
     folder = Path(__file__).resolve().parent.parent / "histories"
     folder.mkdir(exist_ok=True)
-    history = await client.get_workflow_handle(campaign_id).fetch_history()
+    history = await client.get_workflow_handle(workflow_id(campaign_id)).fetch_history()
     (folder / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -152,6 +153,14 @@ def stack_settings(
         generation_max_tokens=96,
         activity_timeout_s=10,
         generation_timeout_s=90,
+        # Generous limits: tests share one database (and so every bucket) and poll often; the
+        # rate-limit tests set their own.
+        rate_limit_tenant_per_minute=60_000,
+        rate_limit_tenant_burst=1_000,
+        rate_limit_identity_per_minute=60_000,
+        rate_limit_identity_burst=1_000,
+        rate_limit_login_per_minute=60_000,
+        rate_limit_login_burst=1_000,
     )
     values.update(overrides)
     return Settings(**values)
@@ -175,14 +184,38 @@ async def running_workers(client: Client, settings: Settings, kinds=("orchestrat
 
 
 @asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    settings: Settings, *, tenant: str = "acme-outdoor", role: str | None = "owner"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process; signed in (password grant) as a new ``role`` user of ``tenant``.
+
+    ``role=None`` gives an anonymous client.
+    """
     from api.app import create_app
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://agency.test", timeout=60) as client:
+            if role is not None:
+                client.headers["Authorization"] = f"Bearer {await sign_in(client, app, tenant=tenant, role=role)}"
             yield client
+
+
+async def sign_in(client: httpx.AsyncClient, app, *, tenant: str, role: str) -> str:
+    """Create a user with ``role`` in ``tenant`` and log in through /v1/auth/token; the access token."""
+    from agency.security.identities import create_user
+
+    email = f"{role}-{uuid.uuid4().hex[:10]}@{tenant}.test"
+    password = uuid.uuid4().hex + uuid.uuid4().hex
+    async with app.state.sessions() as session, session.begin():
+        await create_user(session, tenant_slug=tenant, email=email, role=role, password=password)
+    response = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "password", "tenant": tenant, "username": email, "password": password},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
 
 
 @pytest.fixture

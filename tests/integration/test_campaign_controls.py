@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from agency.contracts import CampaignResult
-from api_flow import finished, in_phase, record_history, start_campaign, wait_for
+from api_flow import finished, in_phase, record_history, start_campaign, wait_for, workflow_id
 from conftest import api_client, running_workers, sandbox_client
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ async def test_unapproved_content_expires_after_reminder_and_is_never_published(
         view = await wait_for(api, campaign_id, finished, temporal=temporal_env.client)
 
     await record_history(temporal_env.client, campaign_id, "campaign_approval_expired")
-    result = await temporal_env.client.get_workflow_handle(campaign_id, result_type=CampaignResult).result()
+    result = await temporal_env.client.get_workflow_handle(workflow_id(campaign_id), result_type=CampaignResult).result()
     assert result.published == 0
     assert result.expired == len(view["items"]) - result.blocked > 0
     assert {i["approval_state"] for i in view["items"]} <= {"expired", "blocked"}
@@ -60,16 +60,16 @@ async def test_cancel_stops_the_campaign_and_records_it(make_settings, temporal_
         assert response.status_code == 202
         # A second Cancel (say, from the Temporal UI) while the first is being recorded.
         with contextlib.suppress(RPCError):
-            await temporal_env.client.get_workflow_handle(campaign_id).cancel()
+            await temporal_env.client.get_workflow_handle(workflow_id(campaign_id)).cancel()
         view = await wait_for(api, campaign_id, finished, temporal=temporal_env.client)
         assert view["status"] == "cancelled"
         await record_history(temporal_env.client, campaign_id, "campaign_cancelled")
-        desc = await temporal_env.client.get_workflow_handle(campaign_id).describe()
+        desc = await temporal_env.client.get_workflow_handle(workflow_id(campaign_id)).describe()
         assert desc.status == WorkflowExecutionStatus.CANCELED
         # A closed campaign takes no more approvals.
         late = await api.post(
             f"/v1/campaigns/{campaign_id}/approvals",
-            json={"item_id": view["items"][0]["item_id"], "decision": "approve", "reviewer": "r"},
+            json={"item_id": view["items"][0]["item_id"], "decision": "approve"},
         )
         assert late.status_code == 409 and late.json()["error"]["code"] == "campaign_closed"
     with sandbox_client(sandbox) as channel:
@@ -100,7 +100,7 @@ async def test_cancel_while_content_is_generating_is_recorded(make_settings, tem
         view = await wait_for(api, campaign_id, finished, temporal=temporal_env.client)
         await record_history(temporal_env.client, campaign_id, "campaign_cancelled_while_generating")
     assert view["status"] == "cancelled" and view["phase"] == "cancelled"
-    desc = await temporal_env.client.get_workflow_handle(campaign_id).describe()
+    desc = await temporal_env.client.get_workflow_handle(workflow_id(campaign_id)).describe()
     assert desc.status == WorkflowExecutionStatus.CANCELED
     with sandbox_client(sandbox) as channel:
         assert channel.get("/v1/posts", params={"campaign_id": campaign_id}).json()["data"] == []

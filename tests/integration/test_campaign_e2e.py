@@ -41,20 +41,20 @@ async def test_campaign_runs_end_to_end_with_human_approval(make_settings, tempo
         for item in approved:
             response = await api.post(
                 f"/v1/campaigns/{campaign_id}/approvals",
-                json={"item_id": item["item_id"], "decision": "approve", "reviewer": "maria@acme.test"},
+                json={"item_id": item["item_id"], "decision": "approve"},
             )
             assert response.status_code == 200, response.text
             assert response.json()["approval_state"] == "approved"
         # Deciding twice is a conflict, not a silent overwrite.
         again = await api.post(
             f"/v1/campaigns/{campaign_id}/approvals",
-            json={"item_id": approved[0]["item_id"], "decision": "reject", "reviewer": "maria@acme.test"},
+            json={"item_id": approved[0]["item_id"], "decision": "reject"},
         )
         assert again.status_code == 409
         assert again.json()["error"]["code"] == "not_pending"
         response = await api.post(
             f"/v1/campaigns/{campaign_id}/approvals",
-            json={"item_id": rejected["item_id"], "decision": "reject", "reviewer": "maria@acme.test", "note": "off-brand"},
+            json={"item_id": rejected["item_id"], "decision": "reject", "note": "off-brand"},
         )
         assert response.status_code == 200
         assert response.json()["remaining_pending"] == 0

@@ -144,12 +144,12 @@ async def test_logout_revokes_the_family(db_session: AsyncSession) -> None:
     first = await _login(db_session, user)
     current = await rotate_refresh_token(db_session, first.token, now=NOW, settings=SETTINGS)
 
-    assert await revoke_family(db_session, current.token, now=NOW + timedelta(minutes=1)) is True
+    assert await revoke_family(db_session, current.token, now=NOW + timedelta(minutes=1)) == current.family_id
     with pytest.raises(RefreshTokenRejected) as caught:
         await rotate_refresh_token(db_session, current.token, now=NOW + timedelta(minutes=2), settings=SETTINGS)
     assert caught.value.reason == "revoked"
     assert {row.revoked_reason for row in await _family(db_session, first.family_id)} == {"logout"}
-    assert await revoke_family(db_session, "unknown-token", now=NOW) is False
+    assert await revoke_family(db_session, "unknown-token", now=NOW) is None
 
 
 async def test_revoke_all_for_user_ends_every_family(db_session: AsyncSession) -> None:

@@ -60,7 +60,7 @@ async def test_worker_killed_mid_campaign_recovers_and_publishes_exactly_once(ma
             for item_id in pending:
                 response = await api.post(
                     f"/v1/campaigns/{campaign_id}/approvals",
-                    json={"item_id": item_id, "decision": "approve", "reviewer": "ops@acme.test"},
+                    json={"item_id": item_id, "decision": "approve"},
                 )
                 assert response.status_code == 200, response.text
 

@@ -63,7 +63,8 @@ class CampaignStoreActivities:
     async def save_content(self, req: SaveContentRequest) -> SavedContent:
         draft = req.draft
         async with self._sessions() as session, session.begin():
-            version = await CampaignRepository(session).save_content_version(
+            repo = CampaignRepository(session)
+            version = await repo.save_content_version(
                 item_id=draft.item_id,
                 campaign_id=draft.campaign_id,
                 channel=draft.channel,
@@ -78,6 +79,15 @@ class CampaignStoreActivities:
                 compliance=to_json(req.compliance),
                 approval_state=req.approval_state,
             )
+            await repo.record_agent_action(
+                campaign_id=draft.campaign_id,
+                actor="agent:content",
+                action="content.drafted",
+                subject_type="content_item",
+                subject_id=draft.item_id,
+                detail={"compliance_passed": req.compliance.passed, "approval_state": req.approval_state},
+                once_per={"version": version},
+            )
         return SavedContent(item_id=draft.item_id, version=version)
 
     @activity.defn(name=ActivityName.RECORD_REVIEW)
@@ -85,12 +95,14 @@ class CampaignStoreActivities:
         async with self._sessions() as session, session.begin():
             repo = CampaignRepository(session)
             await repo.record_review(review.item_id, review.approval_state, review.reviewer, review.note)
-            await repo.add_audit_event(
+            await repo.record_agent_action(
+                campaign_id=review.campaign_id,
                 actor=review.reviewer,
                 action=f"content.{review.approval_state}",
                 subject_type="content_item",
                 subject_id=review.item_id,
-                detail={"campaign_id": review.campaign_id, "version": review.version, "note": review.note},
+                detail={"campaign_id": review.campaign_id, "note": review.note},
+                once_per={"version": review.version},
             )
 
     @activity.defn(name=ActivityName.NOTIFY_REVIEWERS)
@@ -98,7 +110,8 @@ class CampaignStoreActivities:
         # The audit trail is the notification record; delivery channels (email, chat) hook in here.
         log.info("campaign %s: %s for %d item(s)", notice.campaign_id, notice.kind, len(notice.pending_item_ids))
         async with self._sessions() as session, session.begin():
-            await CampaignRepository(session).add_audit_event(
+            await CampaignRepository(session).record_agent_action(
+                campaign_id=notice.campaign_id,
                 actor="system",
                 action=f"approval.{notice.kind}",
                 subject_type="campaign",
@@ -109,12 +122,31 @@ class CampaignStoreActivities:
     @activity.defn(name=ActivityName.MARK_PUBLISHED)
     async def mark_published(self, record: PublishedRecord) -> None:
         async with self._sessions() as session, session.begin():
-            await CampaignRepository(session).mark_published(record.item_id, record.external_id)
+            repo = CampaignRepository(session)
+            await repo.mark_published(record.item_id, record.external_id)
+            await repo.record_agent_action(
+                campaign_id=record.campaign_id,
+                actor="agent:publisher",
+                action="content.published",
+                subject_type="content_item",
+                subject_id=record.item_id,
+                detail={"external_id": record.external_id},
+            )
 
     @activity.defn(name=ActivityName.SAVE_METRICS)
     async def save_metrics(self, snapshot: MetricsSnapshot) -> None:
         async with self._sessions() as session, session.begin():
-            await CampaignRepository(session).save_metrics(snapshot.campaign_id, snapshot.round, snapshot.items)
+            repo = CampaignRepository(session)
+            await repo.save_metrics(snapshot.campaign_id, snapshot.round, snapshot.items)
+            await repo.record_agent_action(
+                campaign_id=snapshot.campaign_id,
+                actor="agent:analyst",
+                action="metrics.collected",
+                subject_type="campaign",
+                subject_id=snapshot.campaign_id,
+                detail={"items": len(snapshot.items)},
+                once_per={"round": snapshot.round},
+            )
 
     @activity.defn(name=ActivityName.FINISH_CAMPAIGN)
     async def finish_campaign(self, req: FinishCampaignRequest) -> None:
@@ -123,7 +155,8 @@ class CampaignStoreActivities:
             await repo.update_campaign(
                 req.campaign_id, phase=req.outcome, status=_FINAL_STATUS[req.outcome], completed=True
             )
-            await repo.add_audit_event(
+            await repo.record_agent_action(
+                campaign_id=req.campaign_id,
                 actor="system",
                 action=f"campaign.{req.outcome}",
                 subject_type="campaign",

@@ -38,7 +38,16 @@ class PlanningActivities:
         except ValueError as err:
             raise business_error(err) from err
         async with self._sessions() as session, session.begin():
-            await CampaignRepository(session).update_campaign(req.campaign_id, plan=to_json(plan))
+            repo = CampaignRepository(session)
+            await repo.update_campaign(req.campaign_id, plan=to_json(plan))
+            await repo.record_agent_action(
+                campaign_id=req.campaign_id,
+                actor="agent:planner",
+                action="plan.created",
+                subject_type="campaign",
+                subject_id=req.campaign_id,
+                detail={"channels": [c.channel for c in plan.channels]},
+            )
         return plan
 
     @activity.defn(name=ActivityName.ALLOCATE_BUDGET)
@@ -48,7 +57,16 @@ class PlanningActivities:
         except ValueError as err:
             raise business_error(err) from err
         async with self._sessions() as session, session.begin():
-            await CampaignRepository(session).update_campaign(req.campaign_id, budget=to_json(allocation))
+            repo = CampaignRepository(session)
+            await repo.update_campaign(req.campaign_id, budget=to_json(allocation))
+            await repo.record_agent_action(
+                campaign_id=req.campaign_id,
+                actor="agent:budget",
+                action="budget.allocated",
+                subject_type="campaign",
+                subject_id=req.campaign_id,
+                detail={"total_budget_cents": allocation.total_budget_cents},
+            )
         return allocation
 
     @activity.defn(name=ActivityName.BUILD_CALENDAR)

@@ -81,7 +81,16 @@ class ReportActivities:
         _write_atomically(summary_path, json.dumps(summary, indent=2, default=str))
 
         async with self._sessions() as session, session.begin():
-            await CampaignRepository(session).update_campaign(req.campaign_id, report_path=str(html_path))
+            repo = CampaignRepository(session)
+            await repo.update_campaign(req.campaign_id, report_path=str(html_path))
+            await repo.record_agent_action(
+                campaign_id=req.campaign_id,
+                actor="agent:analyst",
+                action="report.built",
+                subject_type="campaign",
+                subject_id=req.campaign_id,
+                detail={"outcome": req.outcome},
+            )
         return ReportResult(campaign_id=req.campaign_id, html_path=str(html_path), summary_path=str(summary_path))
 
     def all(self) -> list:

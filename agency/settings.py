@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     generation_max_tokens: int = 160
     generation_temperature: float = 0.7
     activity_timeout_s: float = 30.0
+    # How long an API call waits on Temporal (a query, an update) before answering 503.
+    api_workflow_rpc_timeout_s: float = 15.0
     generation_timeout_s: float = 120.0
 
     # ---- security (tokens, keys, rate limits) ---------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from agency.db.session import create_engine, resolve_database_url, session_factory
 from agency.inference import TritonInference
@@ -24,6 +25,16 @@ from api.temporal_gateway import TemporalGateway
 
 # Every API route lives in one of these (included without an extra prefix).
 ROUTERS = [health.router, auth.router, campaigns.router, api_keys.router, audit.router]
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """Every method some route serves at ``path`` (for 405's Allow header; routes split by method)."""
+    methods: set[str] = set()
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(path):
+                methods |= route.methods
+    return sorted(methods)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Autonomous marketing agency: start and steer durable campaign pipelines.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, allowed_methods=_allowed_methods)
     app.add_middleware(RequestContextMiddleware)
     for router in ROUTERS:
         app.include_router(router)

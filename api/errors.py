@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("agency.api")
 
@@ -90,10 +93,52 @@ class RateLimited(AgencyError):
         )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+    fields: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code", "message", ...}}``."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error statuses, all with the common body."""
+    descriptions = {
+        400: "Malformed request body",
+        401: "No credential, or one that does not verify",
+        403: "The credential lacks the permission this route needs",
+        404: "Not found (also: another tenant's resource)",
+        409: "Conflicts with the resource's state",
+        422: "Invalid request, with field errors",
+        429: "Rate limited; see Retry-After and RateLimit-*",
+        503: "A dependency (PostgreSQL, Temporal, Triton) is unavailable; see Retry-After",
+    }
+    return {status: {"model": ErrorBody, "description": descriptions[status]} for status in statuses}
+
+
+# What any authenticated route can answer besides its own results.
+AUTHENTICATED_ERRORS = error_responses(400, 401, 403, 422, 429, 503)
+
+
+def install_error_handlers(app: FastAPI, *, allowed_methods: Callable[[str], list[str]] | None = None) -> None:
     @app.exception_handler(AgencyError)
     async def _agency_error(_: Request, exc: AgencyError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Framework-raised errors (unknown route, wrong method, unparsable body) in the same shape.
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        body = {"error": {"code": codes.get(exc.status_code, f"http_{exc.status_code}"), "message": str(exc.detail)}}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405 and allowed_methods is not None:
+            headers["Allow"] = ", ".join(allowed_methods(request.url.path))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -414,6 +414,44 @@ class CampaignRepository:
             request_id=request_id,
         )
 
+    async def record_agent_action(
+        self,
+        *,
+        campaign_id: str,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        detail: dict[str, Any] | None = None,
+        once_per: dict[str, Any] | None = None,
+    ) -> bool:
+        """Audit an action a workflow's agent took for ``campaign_id``, in the caller's transaction.
+
+        Activities are retried; a retry after a committed attempt finds the record and adds no
+        second one. ``once_per`` names the detail fields that tell repeats apart (a version, a
+        round); they are stored in the detail too. True if a record was appended.
+        """
+        detail = {**(detail or {}), **(once_per or {})}
+        duplicate = select(AuditEvent.id).where(
+            AuditEvent.action == action,
+            AuditEvent.subject_type == subject_type,
+            AuditEvent.subject_id == subject_id,
+        )
+        if once_per:
+            duplicate = duplicate.where(AuditEvent.detail.contains(once_per))
+        if await self.session.scalar(duplicate.limit(1)) is not None:
+            return False
+        tenant_id = await self.session.scalar(select(Campaign.tenant_id).where(Campaign.id == campaign_id))
+        await self.add_audit_event(
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            tenant_id=tenant_id,
+            detail=detail,
+        )
+        return True
+
     async def list_audit_events(self, subject_type: str, subject_id: str) -> list[AuditEvent]:
         result = await self.session.scalars(
             select(AuditEvent)

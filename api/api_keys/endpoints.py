@@ -21,23 +21,34 @@ from agency.security.api_keys import (
     rotate_api_key,
 )
 from agency.security.identities import check_service_scopes
-from agency.security.rbac import Permission, Principal, principal_permissions, scope_permissions
+from agency.security.rbac import (
+    AGENT_SCOPES,
+    HUMAN_ONLY,
+    Permission,
+    Principal,
+    principal_permissions,
+    scope_permissions,
+)
 from api import deps
 from api.audit_trail import record_call
 from api.auth.principal import requires, utcnow
-from api.errors import Conflict, Forbidden, NotFound
+from api.errors import AUTHENTICATED_ERRORS, Conflict, Forbidden, NotFound, error_responses
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(
+    prefix="/v1/api-keys", tags=["api keys"], responses={**AUTHENTICATED_ERRORS, **error_responses(404, 409)}
+)
 Manager = Annotated[Principal, requires(Permission.API_KEYS_MANAGE)]
 Session = Annotated[AsyncSession, Depends(deps.db_session)]
 MAX_OVERLAP = timedelta(days=7)
+# What a machine credential may hold, listed in the schema: agent scopes and single permissions.
+MachineScope = Literal[tuple(sorted({*AGENT_SCOPES, *(p.value for p in Permission)} - {p.value for p in HUMAN_ONLY}))]
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    scopes: Annotated[list[str], Field(min_length=1, max_length=20)]
+    scopes: Annotated[list[MachineScope], Field(min_length=1, max_length=20)]
     expires_in_days: Annotated[int | None, Field(ge=1, le=3650)] = None
 
     @field_validator("scopes")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import deps
+from api.errors import ErrorBody, error_responses
 from api.auth.principal import Authenticator, utcnow
 from api.auth.service import AuthService, TokenGrant
 
@@ -52,7 +53,14 @@ def auth_service(
 
 
 Service = Annotated[AuthService, Depends(auth_service)]
-OAUTH_ERRORS = {400: {"model": OAuthErrorBody}, 401: {"model": OAuthErrorBody}}
+OAUTH_ERRORS = {
+    400: {
+        "model": OAuthErrorBody | ErrorBody,
+        "description": "RFC 6749 §5.2 error (invalid_grant, invalid_request, ...), or a malformed body",
+    },
+    401: {"model": OAuthErrorBody, "description": "Client authentication failed (invalid_client)"},
+    **error_responses(422, 429, 503),
+}
 
 
 def _token_response(grant: TokenGrant) -> JSONResponse:
@@ -83,7 +91,7 @@ def oauth_error_response(error: OAuth2Error) -> JSONResponse:
 async def token(
     request: Request,
     svc: Service,
-    grant_type: Annotated[str, Form(max_length=64)],
+    grant_type: Annotated[str, Form(min_length=1, max_length=64, description="password, client_credentials or refresh_token")],
     tenant: Annotated[str | None, Form(max_length=64, description="Tenant slug (password grant)")] = None,
     username: Annotated[str | None, Form(max_length=320)] = None,
     password: Annotated[str | None, Form(max_length=1024)] = None,
@@ -133,6 +141,7 @@ async def refresh(body: RefreshRequest, svc: Service) -> JSONResponse:
     "/v1/auth/logout",
     name="auth.logout",
     status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 422, 429, 503),
     summary="Revoke the refresh token's whole family (RFC 7009: unknown tokens also get 204)",
 )
 async def logout(body: RefreshRequest, svc: Service) -> Response:
@@ -140,7 +149,7 @@ async def logout(body: RefreshRequest, svc: Service) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/.well-known/jwks.json", name="auth.jwks", summary="Public keys that verify access tokens")
+@router.get("/.well-known/jwks.json", name="auth.jwks", responses=error_responses(503), summary="Public keys that verify access tokens")
 async def jwks(
     session: Annotated[AsyncSession, Depends(deps.db_session)],
     auth: Annotated[Authenticator, Depends(authenticator)],

@@ -12,6 +12,7 @@ from agency.security.rbac import Permission, Principal
 from agency.settings import Settings
 from api import deps
 from api.auth.principal import requires
+from api.errors import AUTHENTICATED_ERRORS, error_responses
 from api.campaigns.schemas import (
     ActionAccepted,
     ApprovalCreate,
@@ -26,7 +27,9 @@ from api.campaigns.service import CampaignService
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway
 
-router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+router = APIRouter(
+    prefix="/v1/campaigns", tags=["campaigns"], responses={**AUTHENTICATED_ERRORS, **error_responses(404, 409)}
+)
 
 
 def service_for(permission: Permission):
@@ -79,17 +82,26 @@ async def review_content(
     return await svc.review(campaign_id, body)
 
 
-@router.post(
-    "/{campaign_id}/{action}",
-    name="campaigns.control",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ActionAccepted,
-)
-async def campaign_action(
-    campaign_id: str, action: Literal["pause", "resume", "cancel"], svc: service_for(P.CAMPAIGNS_CONTROL)
-) -> ActionAccepted:
-    await svc.signal(campaign_id, action)
-    return ActionAccepted(campaign_id=campaign_id, action=action)
+def _control_route(action: Literal["pause", "resume", "cancel"], summary: str) -> None:
+    # One explicit path per action (not /{action}), so the schema lists exactly what exists.
+    async def control(campaign_id: str, svc: service_for(P.CAMPAIGNS_CONTROL)) -> ActionAccepted:
+        await svc.signal(campaign_id, action)
+        return ActionAccepted(campaign_id=campaign_id, action=action)
+
+    router.add_api_route(
+        f"/{{campaign_id}}/{action}",
+        control,
+        methods=["POST"],
+        name=f"campaigns.{action}",
+        summary=summary,
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ActionAccepted,
+    )
+
+
+_control_route("pause", "Pause the campaign (the workflow waits where it is)")
+_control_route("resume", "Resume a paused campaign")
+_control_route("cancel", "Cancel the campaign; nothing more is published")
 
 
 @router.get("/{campaign_id}/report", name="campaigns.report", response_model=ReportView)

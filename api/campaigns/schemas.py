@@ -6,12 +6,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
 
 from agency.contracts import CampaignBrief, Channel
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
 MAX_CAMPAIGN_DAYS = 366
+# 0.01 .. 10000000.00 as a decimal string (no zero, no exponent).
+BUDGET_PATTERN = r"^(?!0*(\.0*)?$)(\d{1,7}(\.\d{1,2})?|10000000(\.0{1,2})?)$"
 
 
 class CampaignCreate(BaseModel):
@@ -22,8 +24,19 @@ class CampaignCreate(BaseModel):
     product: ShortText
     audience: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
     goals: Annotated[list[ShortText], Field(min_length=1, max_length=10)]
-    channels: Annotated[list[Channel], Field(min_length=1, max_length=len(Channel))]
-    total_budget: Annotated[Decimal, Field(gt=0, le=Decimal("10000000"), decimal_places=2)]
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=len(Channel), json_schema_extra={"uniqueItems": True})]
+    total_budget: Annotated[
+        Decimal,
+        Field(gt=0, le=Decimal("10000000"), decimal_places=2),
+        # The schema says what the validator accepts: up to 10,000,000 with at most 2 decimals.
+        WithJsonSchema({
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 10000000, "multipleOf": 0.01},
+                {"type": "string", "pattern": BUDGET_PATTERN},
+            ],
+            "description": "Total budget in the tenant's currency, > 0, at most 2 decimals",
+        }),
+    ]
     start_date: date
     end_date: date
     key_claims: Annotated[list[ShortText], Field(max_length=20)] = []

@@ -12,7 +12,12 @@ from pathlib import Path
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -47,8 +52,6 @@ from api.errors import AgencyError, Conflict, NotFound, ServiceUnavailable
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway, is_unavailable, unavailable
 
-# How long the API waits on a workflow before telling the client to retry.
-RPC_TIMEOUT = timedelta(seconds=15)
 
 
 def workflow_id_for(tenant_slug: str, campaign_id: str) -> str:
@@ -92,6 +95,8 @@ class CampaignService:
         self._principal = principal
         self._tenant_id = uuid.UUID(principal.tenant_id)
         self._request = request
+        # How long to wait on the workflow before telling the client to retry.
+        self._rpc_timeout = timedelta(seconds=settings.api_workflow_rpc_timeout_s)
         self._session = session
         self._repo = CampaignRepository(session)
         self._temporal = temporal
@@ -139,7 +144,7 @@ class CampaignService:
                     task_queue=s.queue_orchestration,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    rpc_timeout=RPC_TIMEOUT,
+                    rpc_timeout=self._rpc_timeout,
                 )
             except RPCError as err:
                 if err.status == RPCStatusCode.ALREADY_EXISTS:
@@ -169,10 +174,13 @@ class CampaignService:
                     note=body.note,
                 ),
                 result_type=ReviewOutcome,
-                rpc_timeout=RPC_TIMEOUT,
+                rpc_timeout=self._rpc_timeout,
             )
         except WorkflowUpdateFailedError as err:
             raise self._map_review_failure(err) from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            # No worker took the update in time (all down or overloaded): retry later.
+            raise ServiceUnavailable("temporal", "the campaign workflow did not answer in time") from err
         except RPCError as err:
             raise self._map_rpc(err, campaign_id) from err
         return ApprovalResult(
@@ -183,15 +191,13 @@ class CampaignService:
         handle = await self._running_handle(campaign_id)
         try:
             if action == "cancel":
-                await handle.cancel(rpc_timeout=RPC_TIMEOUT)
+                await handle.cancel(rpc_timeout=self._rpc_timeout)
             else:
-                await handle.signal(action, rpc_timeout=RPC_TIMEOUT)
+                await handle.signal(action, rpc_timeout=self._rpc_timeout)
         except RPCError as err:
             raise self._map_rpc(err, campaign_id) from err
         # The session already holds the read transaction that found the campaign.
-        await record_call(
-            self._request, self._session, action=f"campaigns.{action}", subject_type="campaign", subject_id=campaign_id
-        )
+        await record_call(self._request, self._session, subject_type="campaign", subject_id=campaign_id)
         await self._session.commit()
 
     # ---- reads -----------------------------------------------------------------------
@@ -291,7 +297,7 @@ class CampaignService:
         client = await self._temporal.client()
         handle = client.get_workflow_handle(campaign.workflow_id)
         try:
-            desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+            desc = await handle.describe(rpc_timeout=self._rpc_timeout)
         except RPCError as err:
             raise self._map_rpc(err, campaign_id) from err
         if desc.status != WorkflowExecutionStatus.RUNNING:
@@ -304,10 +310,10 @@ class CampaignService:
         try:
             client = await self._temporal.client()
             handle = client.get_workflow_handle(workflow_id)
-            desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+            desc = await handle.describe(rpc_timeout=self._rpc_timeout)
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 return None
-            return await handle.query(CampaignHandler.STATUS, result_type=CampaignStatus, rpc_timeout=RPC_TIMEOUT)
+            return await handle.query(CampaignHandler.STATUS, result_type=CampaignStatus, rpc_timeout=self._rpc_timeout)
         except (ServiceUnavailable, RPCError, asyncio.TimeoutError):
             return None
 

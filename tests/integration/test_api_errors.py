@@ -92,8 +92,11 @@ async def test_review_errors_and_report_not_ready(make_settings, temporal_env):
 
 
 async def test_postgres_down_is_503_with_retry_hint(make_settings):
+    async with api_client(make_settings()) as signed_in:
+        credential = signed_in.headers["Authorization"]  # issued while the database was up
     settings = make_settings(database_url=f"postgresql://agency@127.0.0.1:{free_port()}/agency")
-    async with api_client(settings) as api:
+    async with api_client(settings, role=None) as api:
+        api.headers["Authorization"] = credential
         response = await api.get("/v1/campaigns/cmp_00000000000000000000")
         ready = await api.get("/readyz")
     assert response.status_code == 503

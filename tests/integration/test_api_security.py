@@ -325,7 +325,7 @@ async def test_tenant_a_cannot_read_modify_or_signal_tenant_b_campaign(make_sett
         }
         assert all(e["request_id"] for e in trail_b)
         trail_a = (await owner_a.get("/v1/audit", params={"subject_id": campaign_id})).json()["events"]
-        assert sorted(e["action"] for e in trail_a) == ["campaigns.control", "campaigns.control", "campaigns.review"]
+        assert sorted(e["action"] for e in trail_a) == ["campaigns.cancel", "campaigns.pause", "campaigns.review"]
         assert {e["outcome"] for e in trail_a} == {"not_found"}
 
 

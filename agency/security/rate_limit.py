@@ -26,6 +26,7 @@ import hashlib
 import ipaddress
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -225,6 +226,21 @@ class PostgresRateLimiter:
                 return decision_for(limit, tokens_after, allowed=True, cost=cost)
             refilled = (await conn.execute(_REFILLED_NOW, params)).scalar_one()
         return decision_for(limit, refilled, allowed=False, cost=cost)
+
+    async def take_each(self, takes: Sequence[tuple[str, RateLimit]]) -> list[Decision]:
+        """One token from each bucket in order, in one transaction (one round of commit latency,
+        not one per bucket); stops at the first refusal, which is the last decision returned."""
+        decisions: list[Decision] = []
+        async with self._engine.begin() as conn:
+            for key, limit in takes:
+                params = {"key": key, "capacity": limit.capacity, "rate": limit.refill_per_s, "cost": 1.0}
+                tokens_after = (await conn.execute(_TAKE, params)).scalar_one_or_none()
+                if tokens_after is None:
+                    refilled = (await conn.execute(_REFILLED_NOW, params)).scalar_one()
+                    decisions.append(decision_for(limit, refilled, allowed=False, cost=1))
+                    break
+                decisions.append(decision_for(limit, tokens_after, allowed=True, cost=1))
+        return decisions
 
     async def check(self, key: str, limit: RateLimit, cost: int = 1) -> Decision:
         """:meth:`take`, raising :class:`RateLimitExceeded` when refused."""

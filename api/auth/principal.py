@@ -122,14 +122,14 @@ class Authenticator:
 
     async def charge(self, principal: Principal) -> Decision:
         """Take one token from the tenant's and the caller's buckets; 429 if either is empty."""
-        tenant = await self.limiter.take(tenant_key(principal.tenant_id), self.limits.tenant)
-        if not tenant.allowed:
-            raise _rate_limited(tenant, "tenant")
-        identity = await self.limiter.take(identity_key(principal.subject), self.limits.identity)
-        if not identity.allowed:
-            raise _rate_limited(identity, "identity")
+        decisions = await self.limiter.take_each(
+            [(tenant_key(principal.tenant_id), self.limits.tenant), (identity_key(principal.subject), self.limits.identity)]
+        )
+        refused = decisions[-1]
+        if not refused.allowed:
+            raise _rate_limited(refused, "tenant" if len(decisions) == 1 else "identity")
         # Report the tighter of the two, as a client should pace itself by it.
-        return tenant if tenant.remaining < identity.remaining else identity
+        return min(decisions, key=lambda d: d.remaining)
 
 
 def _rate_limited(decision: Decision, scope: str) -> RateLimited:

@@ -11,10 +11,12 @@ from datetime import datetime
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidScopeError
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from agency.db.models import User
+from agency.db.models_identity import RefreshToken
 from agency.security.access_tokens import issue_access_token
 from agency.security.identities import authenticate_client
 from agency.security.passwords import authenticate_user
@@ -135,9 +137,16 @@ class AuthService:
         family_id = await revoke_family(self._session, refresh_token, now=now, reason="logout")
         if family_id is not None:
             async with self._session.begin():
+                owner = (
+                    await self._session.execute(
+                        select(RefreshToken.user_id, RefreshToken.tenant_id)
+                        .where(RefreshToken.family_id == family_id)
+                        .limit(1)
+                    )
+                ).one()
                 await record_call(
                     self._request, self._session, action="auth.logout", subject_type="refresh_token_family",
-                    subject_id=str(family_id), actor="anonymous",
+                    subject_id=str(family_id), actor=f"{USER_SUBJECT}{owner.user_id}", tenant_id=owner.tenant_id,
                 )
 
     # ---- helpers ---------------------------------------------------------------------

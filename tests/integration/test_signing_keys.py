@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agency.db.models_identity import SigningKey
@@ -24,6 +24,13 @@ SETTINGS = Settings(
     access_token_ttl_s=900,
 )
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
+
+
+@pytest.fixture(autouse=True)
+async def no_other_keys(db_session: AsyncSession) -> None:
+    """Start from an empty key table: API tests commit their own keys to the shared database.
+    The delete is rolled back with the rest of the test."""
+    await db_session.execute(delete(SigningKey))
 
 
 async def _issue(store: SigningKeyStore, session: AsyncSession, now: datetime) -> str:

@@ -30,7 +30,7 @@ from agency.db.models import (
     ContentVersion,
     Tenant,
 )
-from agency.security.audit import append_audit_event
+from agency.security.audit import AUDIT_CHAIN_LOCK_KEY, append_audit_event
 
 
 _T = TypeVar("_T")
@@ -432,6 +432,10 @@ class CampaignRepository:
         round); they are stored in the detail too. True if a record was appended.
         """
         detail = {**(detail or {}), **(once_per or {})}
+        # Take the chain lock (the append takes it anyway) before looking for a duplicate, so an
+        # attempt still running beside its retry cannot pass the check too: under READ COMMITTED
+        # the check then sees whatever the lock's previous holder committed.
+        await self.session.execute(select(func.pg_advisory_xact_lock(AUDIT_CHAIN_LOCK_KEY)))
         duplicate = select(AuditEvent.id).where(
             AuditEvent.action == action,
             AuditEvent.subject_type == subject_type,

@@ -127,12 +127,12 @@ class Authenticator:
         )
         refused = decisions[-1]
         if not refused.allowed:
-            raise _rate_limited(refused, "tenant" if len(decisions) == 1 else "identity")
+            raise rate_limited_error(refused, "tenant" if len(decisions) == 1 else "identity")
         # Report the tighter of the two, as a client should pace itself by it.
         return min(decisions, key=lambda d: d.remaining)
 
 
-def _rate_limited(decision: Decision, scope: str) -> RateLimited:
+def rate_limited_error(decision: Decision, scope: str) -> RateLimited:
     return RateLimited(
         f"{scope} rate limit exceeded; retry after {decision.retry_after_s}s",
         retry_after_s=decision.retry_after_s,

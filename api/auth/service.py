@@ -31,7 +31,7 @@ from agency.security.refresh_tokens import (
     rotate_refresh_token,
 )
 from api.audit_trail import record_call
-from api.auth.principal import SERVICE_SUBJECT, USER_SUBJECT, Authenticator, _rate_limited, utcnow
+from api.auth.principal import SERVICE_SUBJECT, USER_SUBJECT, Authenticator, rate_limited_error, utcnow
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class AuthService:
         for key in (login_ip_key(address), login_account_key(f"{tenant}/{account}")):
             decision = await limiter.take(key, limit)
             if not decision.allowed:
-                raise _rate_limited(decision, "login")
+                raise rate_limited_error(decision, "login")
 
     async def _audit_login(self, *, outcome: str, subject: str, user: User | None = None) -> None:
         await record_call(

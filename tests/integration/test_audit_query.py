@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -51,3 +52,25 @@ async def test_filters_prefixes_pages_and_never_crosses_tenants(db_session):
 
     wildcard = await list_audit_events(db_session, tenant_id=mine, action="campaigns_%.*")
     assert wildcard.events == []  # LIKE wildcards in the filter are literal
+
+
+async def test_time_window_subject_type_and_clamped_page_size(db_session):
+    start = datetime(2030, 5, 1, 12, 0, tzinfo=timezone.utc)
+    async with db_session.begin():
+        tenant = await _tenant(db_session, f"q-{uuid.uuid4().hex[:8]}")
+        for hour in range(4):
+            await append_audit_event(
+                db_session, actor="agent:analyst", tenant_id=tenant, action="metrics.collected",
+                subject_type="campaign" if hour % 2 == 0 else "content_item", subject_id=f"s{hour}",
+                now=start + timedelta(hours=hour),
+            )
+
+    # since is inclusive, until exclusive: consecutive windows neither overlap nor leave gaps.
+    window = await list_audit_events(db_session, tenant_id=tenant, since=start + timedelta(hours=1), until=start + timedelta(hours=3))
+    assert [e.subject_id for e in window.events] == ["s2", "s1"]
+    items = await list_audit_events(db_session, tenant_id=tenant, subject_type="content_item")
+    assert [e.subject_id for e in items.events] == ["s3", "s1"]
+
+    smallest = await list_audit_events(db_session, tenant_id=tenant, limit=0)
+    assert [e.subject_id for e in smallest.events] == ["s3"] and smallest.next_before_id == smallest.events[0].id
+    assert len((await list_audit_events(db_session, tenant_id=tenant, limit=10_000)).events) == 4

@@ -43,3 +43,4 @@ def test_readme_table_matches_the_routes():
     match = re.search(r"<!-- route-permissions:start -->\n(.*?)<!-- route-permissions:end -->", README.read_text(), re.S)
     assert match, "README lacks the route-permissions markers"
     assert match.group(1) == expected, f"README route table is stale; replace it with:\n{expected}"
+

@@ -65,3 +65,10 @@ def test_secrets_never_appear_in_the_settings_repr(env) -> None:
     settings = env(PRODUCTION_READY)
     assert "a-real-secret-from-the-vault" not in repr(settings)
     assert "a-real-channel-token" not in repr(settings)
+
+
+def test_app_refuses_to_start_in_production_with_default_secrets():
+    from api.app import create_app
+
+    with pytest.raises(RuntimeError, match="AGENCY_SECRET_KEY"):
+        create_app(Settings(environment="production"))

@@ -123,21 +123,16 @@ def sign_in_local_owner(settings: Settings, base_url: str, tenant: str) -> str:
     """
     if settings.environment not in ("local", "test"):
         raise DemoFailed("the demo signs in with a generated user, which only local mode allows")
-    from agency.db.session import create_engine, resolve_database_url, session_factory
     from agency.security.identities import create_user
 
     email = f"demo-owner-{secrets.token_hex(4)}@{tenant}.example"
     password = secrets.token_urlsafe(24)
 
-    async def create() -> None:
-        engine = create_engine(resolve_database_url(settings))
-        try:
-            async with session_factory(engine)() as session, session.begin():
-                await create_user(session, tenant_slug=tenant, email=email, role="owner", password=password)
-        finally:
-            await engine.dispose()
+    async def create(session) -> None:
+        async with session.begin():
+            await create_user(session, tenant_slug=tenant, email=email, role="owner", password=password)
 
-    asyncio.run(create())
+    _in_database(settings, create)
     response = httpx.post(
         f"{base_url}/v1/auth/token",
         data={"grant_type": "password", "tenant": tenant, "username": email, "password": password},
@@ -146,6 +141,27 @@ def sign_in_local_owner(settings: Settings, base_url: str, tenant: str) -> str:
     if response.status_code != 200:
         raise DemoFailed(f"sign-in as {email} -> {response.status_code}: {response.text}")
     return response.json()["access_token"]
+
+
+def _in_database(settings: Settings, work):
+    """Run ``await work(session)`` against the stack's database; its result."""
+    from agency.db.session import create_engine, resolve_database_url, session_factory
+
+    async def run():
+        engine = create_engine(resolve_database_url(settings))
+        try:
+            async with session_factory(engine)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _verify_audit_chain(settings: Settings):
+    from agency.security.audit import verify_audit_log
+
+    return _in_database(settings, verify_audit_log)
 
 
 def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
@@ -211,6 +227,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     _print_content(content)
     print("\n==================== where to look ==============")
     print(f"generations served by Triton's content_generator: {generated}")
+    chain = _verify_audit_chain(settings)
+    print(f"audit chain:  {chain.records_checked} records, hash chain intact: {chain.ok}  (agency audit verify)")
     actors = sorted({e["actor"].split(":")[0] if e["actor"].startswith("user:") else e["actor"] for e in trail})
     print(f"audit trail:  {len(trail)} newest records of the tenant (GET /v1/audit), by {', '.join(actors)}")
     print(f"report:       {report['html_path']}")
@@ -221,6 +239,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     )
     if generated < len(content):
         raise DemoFailed("fewer model generations than content items")
+    if not chain.ok:
+        raise DemoFailed(f"audit chain broken at record {chain.bad_record_id}: {chain.reason}")
     return 0
 
 

@@ -183,6 +183,29 @@ async def running_workers(client: Client, settings: Settings, kinds=("orchestrat
         yield
 
 
+def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """The API as its own uvicorn process (as deployed); the caller terminates it."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"API exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"API not healthy in {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
 @asynccontextmanager
 async def api_client(
     settings: Settings, *, tenant: str = "acme-outdoor", role: str | None = "owner"

@@ -3,47 +3,18 @@ share one set of buckets in PostgreSQL, so a client cannot double its quota by s
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
 from agency.db.repository import CampaignRepository
 from agency.security.api_keys import create_api_key
-from conftest import free_port, settings_env
+from conftest import free_port, settings_env, start_api, wait_healthy
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"API exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"API not healthy in {timeout_s}s:\n{log.read_text()[-3000:]}")
-
 
 async def new_api_key(db_engine, tenant: str, scopes: list[str]) -> str:
     from sqlalchemy.ext.asyncio import async_sessionmaker

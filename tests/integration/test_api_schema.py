@@ -16,12 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port, running_workers, settings_env
-from test_api_rate_limit import start_api, wait_healthy
+from conftest import free_port, running_workers, settings_env, start_api, wait_healthy
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = int(os.environ.get("AGENCY_SCHEMATHESIS_EXAMPLES", "25"))
 
 

@@ -79,12 +79,11 @@ async def record_call(
     action: str | None = None,
     detail: dict[str, Any] | None = None,
     outcome: str = "ok",
-    principal: Principal | None = None,
     actor: str | None = None,
     tenant_id: uuid.UUID | None = None,
 ) -> None:
     """Append this call's audit record in ``session``'s transaction; the middleware then skips it."""
-    principal = principal or getattr(request.state, "principal", None)
+    principal = getattr(request.state, "principal", None)
     await append_audit_event(
         session,
         actor=actor or actor_of(principal),
@@ -146,7 +145,7 @@ class RequestContextMiddleware:
                     action=_route_action(scope),
                     subject_type=subject_type,
                     subject_id=subject_id,
-                    detail={"status": status, **state.get("audit_detail", {})},
+                    detail={"status": status},
                     outcome=outcome_for_status(status),
                     request_id=state["request_id"],
                 )

@@ -8,6 +8,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agency.settings import Settings
+from api.auth.principal import Authenticator
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway
 
@@ -27,3 +28,7 @@ def settings(request: Request) -> Settings:
 
 def model_gate(request: Request) -> ModelGate:
     return request.app.state.model_gate
+
+
+def authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator

@@ -110,6 +110,20 @@ def _violates(error: IntegrityError, constraint: str) -> bool:
     return getattr(diag, "constraint_name", None) == constraint or constraint in str(error.orig)
 
 
+async def _add_unique(session: AsyncSession, row: object, constraint: str, taken: str) -> None:
+    """Insert ``row``; :class:`IdentityExists` (message ``taken``) if it breaks ``constraint``.
+
+    Inside a savepoint, so a duplicate leaves the caller's transaction usable.
+    """
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError as error:
+        if _violates(error, constraint):
+            raise IdentityExists(taken) from None
+        raise
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -143,16 +157,10 @@ async def create_user(
     )
     if now is not None:
         user.created_at = now
-    try:
-        # A savepoint, so a duplicate leaves the caller's transaction usable.
-        async with session.begin_nested():
-            session.add(user)
-    except IntegrityError as error:
-        if _violates(error, "uq_users_tenant_id_email"):
-            raise IdentityExists(
-                f"a user with email {normalized_email} already exists in tenant {tenant_slug!r}"
-            ) from None
-        raise
+    await _add_unique(
+        session, user, "uq_users_tenant_id_email",
+        f"a user with email {normalized_email} already exists in tenant {tenant_slug!r}",
+    )
     return user
 
 
@@ -174,15 +182,10 @@ async def create_service_identity(
     identity = ServiceIdentity(
         id=uuid.uuid4(), tenant_id=tenant.id, name=name, scopes=checked_scopes, secret_hash=hash_client_secret(secret)
     )
-    try:
-        async with session.begin_nested():
-            session.add(identity)
-    except IntegrityError as error:
-        if _violates(error, "uq_service_identities_tenant_id_name"):
-            raise IdentityExists(
-                f"a service identity named {name!r} already exists in tenant {tenant_slug!r}"
-            ) from None
-        raise
+    await _add_unique(
+        session, identity, "uq_service_identities_tenant_id_name",
+        f"a service identity named {name!r} already exists in tenant {tenant_slug!r}",
+    )
     return IssuedClientCredentials(client_id=str(identity.id), client_secret=secret)
 
 

@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
     from agency.settings import Settings
@@ -203,6 +203,15 @@ _PURGE = text(
 )
 
 
+async def _take_on(conn: AsyncConnection, key: str, limit: RateLimit, cost: int) -> Decision:
+    params = {"key": key, "capacity": limit.capacity, "rate": limit.refill_per_s, "cost": float(cost)}
+    tokens_after = (await conn.execute(_TAKE, params)).scalar_one_or_none()
+    if tokens_after is not None:
+        return decision_for(limit, tokens_after, allowed=True, cost=cost)
+    refilled = (await conn.execute(_REFILLED_NOW, params)).scalar_one()
+    return decision_for(limit, refilled, allowed=False, cost=cost)
+
+
 class PostgresRateLimiter:
     """Token buckets in ``rate_limit_buckets``, shared by every process using the database.
 
@@ -219,13 +228,8 @@ class PostgresRateLimiter:
         if cost > limit.capacity:
             # Could never succeed; refusing with a Retry-After would make clients wait forever.
             raise ValueError(f"cost {cost} exceeds the bucket capacity {limit.capacity}")
-        params = {"key": key, "capacity": limit.capacity, "rate": limit.refill_per_s, "cost": float(cost)}
         async with self._engine.begin() as conn:
-            tokens_after = (await conn.execute(_TAKE, params)).scalar_one_or_none()
-            if tokens_after is not None:
-                return decision_for(limit, tokens_after, allowed=True, cost=cost)
-            refilled = (await conn.execute(_REFILLED_NOW, params)).scalar_one()
-        return decision_for(limit, refilled, allowed=False, cost=cost)
+            return await _take_on(conn, key, limit, cost)
 
     async def take_each(self, takes: Sequence[tuple[str, RateLimit]]) -> list[Decision]:
         """One token from each bucket in order, in one transaction (one round of commit latency,
@@ -233,13 +237,9 @@ class PostgresRateLimiter:
         decisions: list[Decision] = []
         async with self._engine.begin() as conn:
             for key, limit in takes:
-                params = {"key": key, "capacity": limit.capacity, "rate": limit.refill_per_s, "cost": 1.0}
-                tokens_after = (await conn.execute(_TAKE, params)).scalar_one_or_none()
-                if tokens_after is None:
-                    refilled = (await conn.execute(_REFILLED_NOW, params)).scalar_one()
-                    decisions.append(decision_for(limit, refilled, allowed=False, cost=1))
+                decisions.append(await _take_on(conn, key, limit, 1))
+                if not decisions[-1].allowed:
                     break
-                decisions.append(decision_for(limit, tokens_after, allowed=True, cost=1))
         return decisions
 
     async def check(self, key: str, limit: RateLimit, cost: int = 1) -> Decision:

@@ -40,14 +40,10 @@ class RefreshRequest(BaseModel):
     refresh_token: SecretField
 
 
-def authenticator(request: Request) -> Authenticator:
-    return request.app.state.authenticator
-
-
 def auth_service(
     request: Request,
     session: Annotated[AsyncSession, Depends(deps.db_session)],
-    auth: Annotated[Authenticator, Depends(authenticator)],
+    auth: Annotated[Authenticator, Depends(deps.authenticator)],
 ) -> AuthService:
     return AuthService(request, session, auth)
 
@@ -152,7 +148,7 @@ async def logout(body: RefreshRequest, svc: Service) -> Response:
 @router.get("/.well-known/jwks.json", name="auth.jwks", responses=error_responses(503), summary="Public keys that verify access tokens")
 async def jwks(
     session: Annotated[AsyncSession, Depends(deps.db_session)],
-    auth: Annotated[Authenticator, Depends(authenticator)],
+    auth: Annotated[Authenticator, Depends(deps.authenticator)],
 ) -> JSONResponse:
     async with session.begin():
         # On first start, create the key that will sign, so verifiers can fetch it ahead of time.

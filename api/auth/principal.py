@@ -62,18 +62,20 @@ class VerificationKeyCache:
         self._lock = asyncio.Lock()
 
     async def get(self, *, force_reload: bool = False) -> VerificationKeys:
-        age = time.monotonic() - self._loaded_at
-        if self._keys is not None and age < KEY_CACHE_TTL_S and not (
-            force_reload and age >= KEY_RELOAD_MIN_INTERVAL_S
-        ):
+        if self._current(force_reload):
             return self._keys
         async with self._lock:
-            age = time.monotonic() - self._loaded_at
-            if self._keys is None or age >= KEY_CACHE_TTL_S or (force_reload and age >= KEY_RELOAD_MIN_INTERVAL_S):
+            if not self._current(force_reload):  # another request may have just reloaded
                 async with self._sessions() as session:
                     self._keys = await self._store.verification_keys(session, now=utcnow())
                 self._loaded_at = time.monotonic()
             return self._keys
+
+    def _current(self, force_reload: bool) -> bool:
+        if self._keys is None:
+            return False
+        age = time.monotonic() - self._loaded_at
+        return age < (KEY_RELOAD_MIN_INTERVAL_S if force_reload else KEY_CACHE_TTL_S)
 
 
 class Authenticator:
@@ -167,7 +169,7 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Principal:
-    authenticator: Authenticator = request.app.state.authenticator
+    authenticator: Authenticator = request.app.state.authenticator  # not api.deps: it imports this module
     principal = await authenticator.principal_for(_credential(bearer, api_key))
     request.state.principal = principal  # before charging: a refused call is still audited
     request.state.rate_limit = await authenticator.charge(principal)

@@ -6,6 +6,8 @@ the endpoints render in the RFC's JSON shape. Every attempt, successful or not, 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +19,7 @@ from starlette.requests import Request
 
 from agency.db.models import User
 from agency.db.models_identity import RefreshToken
-from agency.security.access_tokens import issue_access_token
+from agency.security.access_tokens import IssuedAccessToken, issue_access_token
 from agency.security.identities import authenticate_client
 from agency.security.passwords import authenticate_user
 from agency.security.rate_limit import login_account_key, login_ip_key
@@ -76,15 +78,7 @@ class AuthService:
                     failure = granted
                 else:
                     subject = f"{SERVICE_SUBJECT}{identity.id}"
-                    token = issue_access_token(
-                        await self._auth.signing_keys.signing_key(self._session, now=now),
-                        subject=subject,
-                        tenant=str(identity.tenant_id),
-                        roles=(),
-                        scopes=granted,
-                        now=now,
-                        settings=self._auth.settings,
-                    )
+                    token = await self._access_token(subject, identity.tenant_id, roles=(), scopes=granted, now=now)
                     await record_call(
                         self._request, self._session, action="auth.client_credentials", subject_type="service_identity",
                         subject_id=str(identity.id), actor=subject, tenant_id=identity.tenant_id,
@@ -117,13 +111,8 @@ class AuthService:
                 await revoke_family_by_id(self._session, successor.family_id, now=now, reason="account_disabled")
                 failure = InvalidGrantError(description="refresh token rejected (account disabled)")
             else:
-                access = issue_access_token(
-                    await self._auth.signing_keys.signing_key(self._session, now=now),
-                    subject=f"{USER_SUBJECT}{user.id}",
-                    tenant=str(user.tenant_id),
-                    roles=(user.role,),
-                    now=now,
-                    settings=self._auth.settings,
+                access = await self._access_token(
+                    f"{USER_SUBJECT}{user.id}", user.tenant_id, roles=(user.role,), now=now
                 )
                 await record_call(
                     self._request, self._session, action="auth.refresh", subject_type="refresh_token_family",
@@ -150,15 +139,21 @@ class AuthService:
                 )
 
     # ---- helpers ---------------------------------------------------------------------
-    async def _user_tokens(self, user: User, *, now: datetime) -> TokenGrant:
-        access = issue_access_token(
+    async def _access_token(
+        self, subject: str, tenant_id: uuid.UUID, *, roles: Sequence[str], now: datetime, scopes: Sequence[str] = ()
+    ) -> IssuedAccessToken:
+        return issue_access_token(
             await self._auth.signing_keys.signing_key(self._session, now=now),
-            subject=f"{USER_SUBJECT}{user.id}",
-            tenant=str(user.tenant_id),
-            roles=(user.role,),
+            subject=subject,
+            tenant=str(tenant_id),
+            roles=roles,
+            scopes=scopes,
             now=now,
             settings=self._auth.settings,
         )
+
+    async def _user_tokens(self, user: User, *, now: datetime) -> TokenGrant:
+        access = await self._access_token(f"{USER_SUBJECT}{user.id}", user.tenant_id, roles=(user.role,), now=now)
         refresh = await issue_refresh_token(
             self._session, tenant_id=user.tenant_id, user_id=user.id, now=now, settings=self._auth.settings
         )

@@ -13,36 +13,14 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
+from agency.demo import sign_in_local_owner
 from conftest import free_port, running_workers, settings_env, start_api, wait_healthy
 
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = int(os.environ.get("AGENCY_SCHEMATHESIS_EXAMPLES", "25"))
-
-
-async def owner_token(base_url: str, database_url: str, tenant: str) -> str:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from agency.db.session import create_engine
-    from agency.security.identities import create_user
-
-    email, password = f"fuzz-{uuid.uuid4().hex[:8]}@{tenant}.test", uuid.uuid4().hex * 2
-    engine = create_engine(database_url)
-    try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            await create_user(session, tenant_slug=tenant, email=email, role="owner", password=password)
-    finally:
-        await engine.dispose()
-    response = httpx.post(
-        f"{base_url}/v1/auth/token",
-        data={"grant_type": "password", "tenant": tenant, "username": email, "password": password},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
 
 
 async def test_schemathesis_finds_no_server_errors_or_schema_violations(make_settings, temporal_env, tmp_path):
@@ -57,7 +35,7 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(make_set
     await workers.__aenter__()
     try:
         wait_healthy(base_url, api, log)
-        token = await owner_token(base_url, settings.database_url, f"fuzz-{uuid.uuid4().hex[:6]}")
+        token = await asyncio.to_thread(sign_in_local_owner, settings, base_url, f"fuzz-{uuid.uuid4().hex[:6]}")
         # Asynchronously: the workers run on this event loop while schemathesis works.
         fuzzer = await asyncio.create_subprocess_exec(
             *[

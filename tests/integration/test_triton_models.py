@@ -8,6 +8,7 @@ import math
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,18 @@ async def test_greedy_generation_is_reproducible(client: TritonInference) -> Non
     assert first == second
 
 
+async def settled_count(client: TritonInference, model: str, expected: int, timeout_s: float = 5.0) -> int:
+    """Triton's inference count once it reaches ``expected`` (or the timeout passes).
+
+    The server records a request's statistics after its response has gone out, so a count read
+    right after the last response can still lag by a few requests.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (count := await client.inference_count(model)) < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return count
+
+
 async def test_concurrent_requests_all_succeed_and_are_counted(client: TritonInference) -> None:
     prompts = [
         "Write a tweet about a new vegan bakery.",
@@ -106,7 +119,7 @@ async def test_concurrent_requests_all_succeed_and_are_counted(client: TritonInf
 
     assert all(r.text.strip() and 0 < r.completion_tokens <= 32 for r in results)
     assert len({r.text for r in results}) == len(prompts)  # each caller got its own answer
-    assert await client.inference_count("content_generator") == before + len(prompts)
+    assert await settled_count(client, "content_generator", before + len(prompts)) == before + len(prompts)
 
 
 async def test_bad_generation_input_raises_value_error(client: TritonInference) -> None:
@@ -143,7 +156,7 @@ async def test_embed_splits_large_inputs_and_keeps_order(client: TritonInference
     assert len(vectors) == 70
     assert cosine(vectors[65], single[0]) > 0.999
     assert await client.embed([]) == []
-    assert await client.inference_count("embedder") == before + 3  # 64 + 6 rows, then 1
+    assert await settled_count(client, "embedder", before + 3) == before + 3  # 64 + 6 rows, then 1
 
 
 def test_prepare_models_again_does_no_work(settings: Settings) -> None:

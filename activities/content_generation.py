@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import business_error
-from agency.agents.content import build_prompt, parse_generation
+from agency.agents.content import build_prompt, max_tokens_for, parse_generation
 from agency.contracts import ActivityName, ContentDraft, GenerationRequest
 from agency.inference import InferenceUnavailable, TritonInference
+
+
+def generation_seed(req: GenerationRequest) -> int:
+    """Stable per (campaign, item, attempt): a retried activity asks for the same sample (and
+    gets Triton's cached answer); a regeneration attempt asks for a new one."""
+    key = f"{req.campaign_id}:{req.entry.item_id}:{req.attempt}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
 
 
 class ContentGenerationActivities:
@@ -22,8 +31,10 @@ class ContentGenerationActivities:
             generation = await self._inference.generate(
                 prompt,
                 system=system,
-                max_tokens=req.max_tokens,
+                max_tokens=max_tokens_for(req.entry.format, req.max_tokens),
                 temperature=req.temperature,
+                seed=generation_seed(req),
+                tenant=req.brief.tenant,
             )
         except InferenceUnavailable as err:
             # Retryable: Triton may be restarting; the retry policy backs off.

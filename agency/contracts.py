@@ -15,6 +15,7 @@ from enum import Enum
 class WorkflowName:
     CAMPAIGN = "CampaignWorkflow"
     CONTENT_PIPELINE = "ContentPipelineWorkflow"
+    MODEL_ROLLOUT = "ModelRolloutWorkflow"
 
 
 class CampaignHandler:
@@ -24,6 +25,8 @@ class CampaignHandler:
     PAUSE = "pause"
     RESUME = "resume"
     REVIEW = "review"
+    # Sent by content pipelines: the model server is down (waiting) or back.
+    MODEL_SERVER_STATE = "model_server_state"
 
 
 class ReviewErrorType:
@@ -53,6 +56,14 @@ class ActivityName:
     COLLECT_METRICS = "collect_metrics"  # integrations queue
     SAVE_METRICS = "save_metrics"
     BUILD_REPORT = "build_report"
+    SCORE_RELEVANCE = "score_relevance"  # inference queue: embedding similarity draft <-> brief
+    CHECK_MODEL_SERVER = "check_model_server"  # inference queue: is Triton serving?
+    # Model rollout (inference queue: they steer Triton and its repository).
+    STAGE_CANDIDATE = "stage_model_candidate"
+    EVALUATE_CANDIDATE = "evaluate_model_candidate"
+    PROMOTE_CANDIDATE = "promote_model_candidate"
+    ROLL_BACK_CANDIDATE = "roll_back_model_candidate"
+    RECORD_ROLLOUT_STEP = "record_model_rollout_step"  # orchestration queue: audit
 
 
 class Channel(str, Enum):
@@ -288,6 +299,7 @@ class ComplianceFinding:
 class ComplianceRequest:
     draft: ContentDraft
     key_claims: list[str]
+    relevance: float | None = None  # cosine of draft vs brief (SCORE_RELEVANCE); None: not measured
 
 
 @dataclass
@@ -468,6 +480,9 @@ class CampaignStatus:
     escalated: bool
     metrics_rounds_done: int
     error: str = ""
+    # True while content generation waits for the model server; never silent.
+    degraded: bool = False
+    degraded_reason: str = ""
 
 
 @dataclass
@@ -493,3 +508,122 @@ class CampaignResult:
     expired: int
     blocked: int
     report_path: str
+
+
+# ---- model server: degraded mode, relevance ----------------------------------------------
+@dataclass
+class ModelServerState:
+    """Signal from a content pipeline to its campaign: the model server is down or back."""
+
+    item_id: str
+    available: bool
+    reason: str = ""
+
+
+@dataclass
+class RelevanceRequest:
+    """Embedding similarity of a draft to the brief it was written for."""
+
+    brief_text: str
+    draft_text: str
+
+
+@dataclass
+class RelevanceResult:
+    similarity: float  # cosine, -1..1
+    model: str
+
+
+# ---- model rollout ----------------------------------------------------------------------
+@dataclass
+class CanaryPolicy:
+    """What a candidate model version must show on the fixed prompt set to be promoted."""
+
+    # Share of outputs longer than the channel allows, beyond the serving version's share (a
+    # small model overruns now and then; a candidate must not overrun more often).
+    max_length_violation_increase: float = 0.0
+    max_bad_output_rate: float = 0.2  # refusals, empty or garbage output
+    min_agreement: float = 0.5  # mean cosine of candidate vs serving output embeddings
+    max_latency_ratio: float = 3.0  # candidate p95 latency / serving p95 latency
+    max_tokens: int = 96
+
+
+@dataclass
+class ModelRolloutInput:
+    rollout_id: str
+    model: str  # e.g. "content_generator"
+    parameters: dict[str, str]  # the candidate version's overrides, e.g. {"compute_type": "float32"}
+    policy: CanaryPolicy
+    inference_queue: str
+    orchestration_queue: str
+    requested_by: str = "system"
+    activity_timeout_s: float = 300.0
+
+
+@dataclass
+class StagedCandidate:
+    rollout_id: str
+    model: str
+    canary_model: str
+    version: int
+    serving_version: int
+
+
+@dataclass
+class CanarySample:
+    prompt_id: str
+    max_chars: int
+    candidate_text: str
+    serving_text: str
+    candidate_latency_s: float
+    serving_latency_s: float
+    agreement: float  # cosine of the two outputs' embeddings
+
+
+@dataclass
+class CanaryEvaluationRequest:
+    candidate: StagedCandidate
+    policy: CanaryPolicy
+
+
+@dataclass
+class CanaryReport:
+    passed: bool
+    reasons: list[str]
+    length_violation_rate: float
+    serving_length_violation_rate: float
+    bad_output_rate: float
+    mean_agreement: float
+    latency_ratio: float
+    candidate_p95_s: float
+    serving_p95_s: float
+    samples: list[CanarySample] = field(default_factory=list)
+
+
+@dataclass
+class RolloutStepRecord:
+    rollout_id: str
+    model: str
+    step: str  # staged, evaluated, promoted, rolled_back
+    actor: str
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelRolloutStatus:
+    rollout_id: str
+    model: str
+    phase: str  # staging, evaluating, promoting, rolling_back, promoted, rolled_back
+    version: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelRolloutResult:
+    rollout_id: str
+    model: str
+    version: int
+    outcome: str  # promoted | rolled_back
+    serving_version: int
+    reasons: list[str] = field(default_factory=list)
+    report: CanaryReport | None = None

@@ -3,11 +3,17 @@
 Each call is one Triton request; Triton's dynamic batcher merges concurrent callers into
 model batches, so callers just run requests concurrently. Errors are mapped to what callers
 act on: ``InferenceUnavailable`` (retry later / HTTP 503) and ``ValueError`` (bad input).
+
+Requests carry a Triton priority level per tenant (see ``TenantPriorities``), and the same
+client also steers the server for model rollouts (load/unload in explicit model control).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -15,12 +21,49 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 GENERATOR_MODEL = "content_generator"
+GENERATOR_STREAM_MODEL = "content_generator_stream"  # decoupled twin: text as deltas
 EMBEDDER_MODEL = "embedder"
 EMBED_CHUNK = 64  # the embedder's max_batch_size
 
 # gRPC codes that mean "the server or model can't serve right now": worth retrying.
 _UNAVAILABLE_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED"}
 _BAD_INPUT_CODES = {"INVALID_ARGUMENT", "OUT_OF_RANGE"}
+
+
+# Triton priority levels declared by the models' dynamic_batching (1 is served first).
+PRIORITY_HIGH, PRIORITY_STANDARD, PRIORITY_DEMOTED = 1, 2, 3
+
+
+@dataclass
+class TenantPriorities:
+    """Maps a tenant to a Triton priority level for each request.
+
+    A tenant's configured tier (``levels``; standard by default) applies to its first
+    ``fair_share`` requests in flight from this process; requests beyond that are demoted to
+    the lowest level, so a tenant flooding the model queues behind everyone else's work
+    instead of in front of it.
+    """
+
+    levels: dict[str, int] = field(default_factory=dict)
+    fair_share: int = 4
+    _in_flight: Counter = field(default_factory=Counter, repr=False)
+
+    @contextmanager
+    def admit(self, tenant: str | None) -> Iterator[int]:
+        """The priority level for one request of ``tenant``, counted in flight while open."""
+        if tenant is None:
+            yield PRIORITY_STANDARD
+            return
+        level = self.levels.get(tenant, PRIORITY_STANDARD)
+        if self._in_flight[tenant] >= self.fair_share:
+            level = PRIORITY_DEMOTED
+        self._in_flight[tenant] += 1
+        try:
+            yield level
+        finally:
+            self._in_flight[tenant] -= 1
+            if self._in_flight[tenant] <= 0:
+                del self._in_flight[tenant]
 
 
 class InferenceError(RuntimeError):
@@ -37,6 +80,16 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     model: str  # "name@version" of the model that produced the text
+
+
+@dataclass
+class GenerationChunk:
+    """One response of a streamed generation."""
+
+    text: str  # the text generated since the previous chunk
+    prompt_tokens: int
+    completion_tokens: int  # generated so far (the total, in the last chunk)
+    model: str  # "name@version"
 
 
 def _status_name(exc: Exception) -> str:
@@ -64,6 +117,18 @@ def _string_input(name: str, values: list[str]) -> grpcclient.InferInput:
     return tensor
 
 
+def _generation_inputs(
+    prompt: str, system: str, max_tokens: int, temperature: float, seed: int
+) -> list[grpcclient.InferInput]:
+    return [
+        _string_input("PROMPT", [prompt]),
+        _string_input("SYSTEM", [system]),
+        _scalar_input("MAX_TOKENS", int(max_tokens), "INT32", np.int32),
+        _scalar_input("TEMPERATURE", float(temperature), "FP32", np.float32),
+        _scalar_input("SEED", int(seed) % (2**63), "INT64", np.int64),
+    ]
+
+
 def _scalar_input(name: str, value: float | int, datatype: str, dtype: type) -> grpcclient.InferInput:
     tensor = grpcclient.InferInput(name, [1, 1], datatype)
     tensor.set_data_from_numpy(np.array([[value]], dtype=dtype))
@@ -73,9 +138,12 @@ def _scalar_input(name: str, value: float | int, datatype: str, dtype: type) -> 
 class TritonInference:
     """Async client of one Triton server; create once per process and ``close()`` at the end."""
 
-    def __init__(self, grpc_url: str, *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, grpc_url: str, *, timeout_s: float = 120.0, priorities: TenantPriorities | None = None
+    ) -> None:
         self.grpc_url = grpc_url
         self.timeout_s = timeout_s
+        self.priorities = priorities or TenantPriorities()
         # Created on first use, inside the running event loop (grpc.aio binds to it).
         self._client: grpcclient.InferenceServerClient | None = None
 
@@ -85,19 +153,29 @@ class TritonInference:
         return self._client
 
     async def generate(
-        self, prompt: str, *, system: str, max_tokens: int, temperature: float
+        self,
+        prompt: str,
+        *,
+        system: str,
+        max_tokens: int,
+        temperature: float,
+        seed: int = 0,
+        tenant: str | None = None,
+        model: str = GENERATOR_MODEL,
     ) -> Generation:
-        """Generate copy for one prompt (ChatML with ``system``; temperature 0 is greedy and reproducible)."""
-        inputs = [
-            _string_input("PROMPT", [prompt]),
-            _string_input("SYSTEM", [system]),
-            _scalar_input("MAX_TOKENS", int(max_tokens), "INT32", np.int32),
-            _scalar_input("TEMPERATURE", float(temperature), "FP32", np.float32),
-        ]
-        try:
-            result = await self._grpc().infer(GENERATOR_MODEL, inputs, client_timeout=self.timeout_s)
-        except (InferenceServerException, grpc.RpcError) as exc:
-            raise _translate(exc, GENERATOR_MODEL) from exc
+        """Generate copy for one prompt (ChatML with ``system``; temperature 0 is greedy and reproducible).
+
+        The same (prompt, parameters, seed) on the same model version is answered from
+        Triton's response cache.
+        """
+        inputs = _generation_inputs(prompt, system, max_tokens, temperature, seed)
+        with self.priorities.admit(tenant) as priority:
+            try:
+                result = await self._grpc().infer(
+                    model, inputs, priority=priority, client_timeout=self.timeout_s
+                )
+            except (InferenceServerException, grpc.RpcError) as exc:
+                raise _translate(exc, model) from exc
         response = result.get_response()
         text = result.as_numpy("TEXT").reshape(-1)[0]
         return Generation(
@@ -107,32 +185,64 @@ class TritonInference:
             model=f"{response.model_name}@{response.model_version}",
         )
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: list[str], *, model: str = EMBEDDER_MODEL) -> list[list[float]]:
         """384-d unit vectors, one per text, in order."""
         vectors: list[list[float]] = []
         for start in range(0, len(texts), EMBED_CHUNK):
             chunk = texts[start : start + EMBED_CHUNK]
             try:
                 result = await self._grpc().infer(
-                    EMBEDDER_MODEL, [_string_input("TEXT", chunk)], client_timeout=self.timeout_s
+                    model, [_string_input("TEXT", chunk)], client_timeout=self.timeout_s
                 )
             except (InferenceServerException, grpc.RpcError) as exc:
-                raise _translate(exc, EMBEDDER_MODEL) from exc
+                raise _translate(exc, model) from exc
             vectors.extend(result.as_numpy("EMBEDDING").astype(float).tolist())
         return vectors
 
-    async def inference_count(self, model_name: str) -> int:
-        """Successful inference requests the model has served since the server started."""
+    async def _model_stats(self, model_name: str) -> list[dict]:
         try:
             stats = await self._grpc().get_inference_statistics(
                 model_name, as_json=True, client_timeout=self.timeout_s
             )
         except (InferenceServerException, grpc.RpcError) as exc:
             raise _translate(exc, model_name) from exc
-        return sum(
-            int(entry.get("inference_stats", {}).get("success", {}).get("count", 0))
-            for entry in stats.get("model_stats", [])
-        )
+        return stats.get("model_stats", [])
+
+    async def inference_count(self, model_name: str) -> int:
+        """Inferences the model computed since the server started (cache hits excluded)."""
+        return sum(int(entry.get("inference_count", 0)) for entry in await self._model_stats(model_name))
+
+    async def cache_counts(self, model_name: str) -> tuple[int, int]:
+        """(hits, misses) of Triton's response cache for the model, over all its versions."""
+        hits = misses = 0
+        for entry in await self._model_stats(model_name):
+            stats = entry.get("inference_stats", {})
+            hits += int(stats.get("cache_hit", {}).get("count", 0))
+            misses += int(stats.get("cache_miss", {}).get("count", 0))
+        return hits, misses
+
+    # ---- model control (explicit mode; used by the rollout activities) ------------------
+    async def load_model(self, model_name: str) -> None:
+        """(Re)load a model from the repository; Triton keeps serving the loaded versions until
+        the new ones are ready, and keeps the old model if the load fails."""
+        try:
+            await self._grpc().load_model(model_name, client_timeout=max(self.timeout_s, 300.0))
+        except (InferenceServerException, grpc.RpcError) as exc:
+            raise _translate(exc, model_name) from exc
+
+    async def unload_model(self, model_name: str) -> None:
+        try:
+            await self._grpc().unload_model(model_name, client_timeout=self.timeout_s)
+        except (InferenceServerException, grpc.RpcError) as exc:
+            raise _translate(exc, model_name) from exc
+
+    async def repository_index(self) -> list[dict]:
+        """Every model and version Triton knows: name, version, state (READY, UNAVAILABLE...)."""
+        try:
+            index = await self._grpc().get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except (InferenceServerException, grpc.RpcError) as exc:
+            raise _translate(exc, "repository") from exc
+        return list(index.get("models", []))
 
     async def is_ready(self) -> bool:
         """True when the server and both models are ready; False on any error."""
@@ -156,3 +266,64 @@ class TritonInference:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    # ---- streaming (the decoupled generator) ---------------------------------------------
+    async def stream_chunks(
+        self,
+        prompt: str,
+        *,
+        system: str,
+        max_tokens: int,
+        temperature: float,
+        seed: int = 0,
+        tenant: str | None = None,
+        model: str = GENERATOR_STREAM_MODEL,
+    ) -> AsyncIterator[GenerationChunk]:
+        """The responses of one streamed generation as they arrive, over a gRPC stream.
+
+        Same inputs, tenant priority and errors as ``generate``; closing the iterator early
+        cancels the stream, and the model stops generating for it.
+        """
+        inputs = _generation_inputs(prompt, system, max_tokens, temperature, seed)
+        with self.priorities.admit(tenant) as priority:
+
+            async def one_request():
+                yield {"model_name": model, "inputs": inputs, "priority": priority}
+
+            # The server ends the stream after the final response of the (only) request.
+            responses = self._grpc().stream_infer(one_request(), stream_timeout=self.timeout_s)
+            try:
+                async for result, error in responses:
+                    if error is not None:
+                        raise _translate(error, model)
+                    response = result.get_response()
+                    text = result.as_numpy("TEXT").reshape(-1)[0]
+                    yield GenerationChunk(
+                        text=text.decode("utf-8") if isinstance(text, bytes) else str(text),
+                        prompt_tokens=int(result.as_numpy("PROMPT_TOKENS").reshape(-1)[0]),
+                        completion_tokens=int(result.as_numpy("COMPLETION_TOKENS").reshape(-1)[0]),
+                        model=f"{response.model_name}@{response.model_version}",
+                    )
+            except (InferenceServerException, grpc.RpcError) as exc:
+                raise _translate(exc, model) from exc
+            finally:
+                responses.cancel()
+
+    async def stream_generate(
+        self,
+        prompt: str,
+        *,
+        system: str,
+        max_tokens: int,
+        temperature: float,
+        seed: int = 0,
+        tenant: str | None = None,
+        model: str = GENERATOR_STREAM_MODEL,
+    ) -> AsyncIterator[str]:
+        """Text deltas of one generation as they are produced; joined, they are the whole text
+        (with temperature 0, the text ``generate`` returns for the same prompt and limits)."""
+        async for chunk in self.stream_chunks(
+            prompt, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed, tenant=tenant, model=model
+        ):
+            if chunk.text:
+                yield chunk.text

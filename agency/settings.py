@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 8002
     # host:port of an existing Triton gRPC endpoint; when unset the supervisor runs tritonserver.
     triton_url: str | None = None
+    # Triton's rendered model repository and rollout state (defaults to data_dir/triton). The
+    # rollout activities write here, so they must share it with the server they steer.
+    triton_home_dir: Path | None = None
+    # Compute type of the content generator's base version: INT8 (~2x faster on CPU) or FP32.
+    generator_compute_type: Literal["int8", "float32"] = "int8"
+    # Triton's response cache: identical requests (same model version, inputs, seed) are
+    # answered without running the model.
+    triton_response_cache_mb: int = 64
+    # Triton priority level per tenant (1 = first; 2 is the default for unlisted tenants), and
+    # how many requests a tenant may have in flight per process before the rest are demoted
+    # to the lowest level (so one tenant's flood queues behind everyone else).
+    tenant_priority_levels: dict[str, int] = Field(default_factory=dict)
+    inference_tenant_fair_share: int = 4
 
     api_port: int = 8080
     sandbox_port: int = 8090
@@ -118,7 +131,12 @@ class Settings(BaseSettings):
 
     @property
     def model_repository(self) -> Path:
+        """The committed templates; Triton serves a rendered copy (see agency.triton_repository)."""
         return REPO_ROOT / "model_repository"
+
+    @property
+    def triton_home(self) -> Path:
+        return self.triton_home_dir or self.data_dir / "triton"
 
     @property
     def temporal_target(self) -> str:

@@ -1,8 +1,9 @@
 """Run the Triton Inference Server shipped in the nvidia-pytriton wheel as a child process.
 
 The wheel holds ``tritonserver``, its shared libraries and a Python backend whose stub we
-pick for this interpreter's version. Models come from ``settings.model_repository``; their
-weights from ``settings.models_dir`` (see ``agency.models_prep``).
+pick for this interpreter's version. Models come from the repository rendered from
+``settings.model_repository`` (see ``agency.triton_repository``); their weights from
+``settings.models_dir`` (see ``agency.models_prep``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 
 from agency.models_prep import models_ready
 from agency.settings import Settings
+from agency.triton_repository import TritonRepository
 
 # Never hand these to the model server: it needs none of them.
 _SECRET_ENV_VARS = ("AGENCY_SECRET_KEY", "AGENCY_CHANNEL_TOKEN", "DATABASE_URL", "AGENCY_DATABASE_URL")
@@ -74,11 +76,17 @@ def build_triton_command(
     binary = pytriton_dir / "tritonserver" / "bin" / "tritonserver"
     libs_dir = pytriton_dir.parent / "nvidia_pytriton.libs"
     backend_root = ensure_backend_directory(settings)
+    repository = TritonRepository.from_settings(settings).render()
     host = settings.bind_host
 
     argv = [
         str(binary),
-        f"--model-repository={settings.model_repository}",
+        f"--model-repository={repository}",
+        # Explicit control: model versions are loaded and unloaded by the rollout workflow.
+        "--model-control-mode=explicit",
+        "--load-model=*",
+        f"--cache-directory={pytriton_dir / 'tritonserver' / 'caches'}",
+        f"--cache-config=local,size={settings.triton_response_cache_mb * 1024 * 1024}",
         f"--backend-directory={backend_root}",
         f"--http-address={host}",
         f"--http-port={http_port}",

@@ -18,13 +18,14 @@ from api.audit_trail import RequestContextMiddleware
 from api.auth import endpoints as auth
 from api.auth.principal import Authenticator
 from api.campaigns import endpoints as campaigns
+from api.drafts import endpoints as drafts
 from api.errors import install_error_handlers
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway
 
 
 # Every API route lives in one of these (included without an extra prefix).
-ROUTERS = [health.router, auth.router, campaigns.router, api_keys.router, audit.router]
+ROUTERS = [health.router, auth.router, campaigns.router, drafts.router, api_keys.router, audit.router]
 
 
 def _allowed_methods(path: str) -> list[str]:

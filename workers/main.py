@@ -36,6 +36,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
     graceful = timedelta(seconds=settings.activity_timeout_s)
     if "orchestration" in kinds:
         from activities.campaign_store import CampaignStoreActivities
+        from activities.model_rollout import RolloutAuditActivities
         from activities.planning import PlanningActivities
         from activities.reporting import ReportActivities
         from agency.db.session import create_engine, resolve_database_url, session_factory
@@ -48,6 +49,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
             *CampaignStoreActivities(sessions).all(),
             *PlanningActivities(sessions).all(),
             *ReportActivities(sessions, settings.reports_dir).all(),
+            *RolloutAuditActivities(sessions).all(),
         ]
         workers.append(
             Worker(
@@ -60,15 +62,25 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
         )
     if "inference" in kinds:
         from activities.content_generation import ContentGenerationActivities
-        from agency.inference import TritonInference
+        from activities.model_rollout import ModelRolloutActivities
+        from agency.inference import TenantPriorities, TritonInference
+        from agency.triton_repository import TritonRepository
 
-        inference = TritonInference(settings.triton_grpc_target)
+        inference = TritonInference(
+            settings.triton_grpc_target,
+            priorities=TenantPriorities(
+                levels=dict(settings.tenant_priority_levels), fair_share=settings.inference_tenant_fair_share
+            ),
+        )
         stack.push_async_callback(inference.close)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.queue_inference,
-                activities=ContentGenerationActivities(inference).all(),
+                activities=[
+                    *ContentGenerationActivities(inference).all(),
+                    *ModelRolloutActivities(inference, TritonRepository.from_settings(settings)).all(),
+                ],
                 # Triton's dynamic batcher does the batching; enough slots to fill a batch.
                 max_concurrent_activities=16,
                 graceful_shutdown_timeout=timedelta(seconds=settings.generation_timeout_s),

@@ -1,5 +1,5 @@
 """Compliance checks on generated copy: personal data, unapproved claims, channel limits,
-and drafts that only echo their instructions.
+drafts that only echo their instructions, and drafts off the brief's topic.
 
 Findings never repeat the personal data they found: excerpts are masked.
 """
@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 
 from agency.agents.content import CHANNEL_LIMITS, echoed_instruction, limit_violations
+from agency.agents.relevance import OFF_TOPIC_THRESHOLD, is_off_topic
 from agency.contracts import ComplianceFinding, ComplianceRequest, ComplianceResult
 
 BLOCK = "block"
@@ -86,6 +87,17 @@ def check_compliance(req: ComplianceRequest) -> ComplianceResult:
                 severity=BLOCK,
                 message="the draft repeats the writing instructions instead of being copy",
                 excerpt=echo[:160],
+            )
+        )
+    if is_off_topic(req.relevance):
+        findings.append(
+            ComplianceFinding(
+                rule="content.off_topic",
+                severity=BLOCK,
+                message=(
+                    f"the draft is not about the brief: similarity {req.relevance:.2f} "
+                    f"< {OFF_TOPIC_THRESHOLD:.2f}"
+                ),
             )
         )
     return ComplianceResult(

@@ -6,6 +6,7 @@ parser turns whatever comes back into a title and body that fit the channel's li
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -33,6 +34,30 @@ SYSTEM_PROMPT = (
     "You are a marketing copywriter. Write only the requested text, in plain English. "
     "Do not invent prices, numbers, guarantees or contact details."
 )
+
+# The ChatML system turn per format: the shared rules plus the channel's voice and shape.
+# The small model follows a short, concrete system turn better than rules buried in the prompt.
+SYSTEM_PROMPTS: dict[str, str] = {
+    ContentFormat.SOCIAL_POST.value: SYSTEM_PROMPT + (
+        " You write social media posts: one short, punchy paragraph in a conversational voice, "
+        "under 280 characters. Write a single post, never a list of options."
+    ),
+    ContentFormat.EMAIL.value: SYSTEM_PROMPT + (
+        " You write marketing emails: a clear subject line, then a friendly, direct body "
+        "addressed to one reader. Write a single email and sign it from the brand."
+    ),
+    ContentFormat.BLOG_POST.value: SYSTEM_PROMPT + (
+        " You write blog posts: a plain title, then short informative paragraphs that explain "
+        "and give practical detail. Write a single post with no notes or comments after it."
+    ),
+}
+
+# Length control: token budget per format from its character limits. English copy from this
+# tokenizer averages about 4 characters per token; the headroom covers labels ("Subject:"),
+# hashtags and a sentence the parser will trim, so the model is not cut mid-thought.
+CHARS_PER_TOKEN = 4
+TOKEN_HEADROOM = 1.25
+LABEL_TOKENS = 8
 
 _CALL_TO_ACTION = {
     "awareness": "Learn more about {product}.",
@@ -69,6 +94,21 @@ _PREAMBLE = re.compile(r"^\s*(?:here is|here's|sure|certainly|of course)\b.*:\s*
 _PROMPT_LABEL = re.compile(r"^\s*(Product|Audience|Main point|Tone|Facts you may use|End with)\s*:", re.I | re.M)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 
+# Where the model starts a new chat turn or a second variant of the copy: everything from
+# there on is not part of the one piece asked for. Matched only after some copy was written,
+# so a leading "<|im_start|>assistant" or "Option 1:" does not empty the output.
+_STOP_SEQUENCES = re.compile(
+    r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>"
+    r"|^[ \t]*(?:user|human|system|assistant)[ \t]*:"
+    r"|^[ \t*#>_]*(?:post|option|variant|version|variation|alternative|example|email|tweet|draft)"
+    r"[ \t]*(?:#|no\.?)?[ \t]*[2-9][ \t*_]*(?:[:.)\-–—]|$)"
+    r"|^[ \t]*(?:-{3,}|\*{3,}|_{3,}|={3,})[ \t]*$",
+    re.I | re.M,
+)
+_COPY_CHARACTER = re.compile(r"\w")
+# A turn header the model may open its answer with; it is not copy.
+_LEADING_TURN = re.compile(r"^(?:\s*(?:<\|im_start\|>)?\s*(?:assistant|copywriter)\b\s*:?)+", re.I)
+
 
 def _normalize_words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
@@ -77,7 +117,7 @@ def _normalize_words(text: str) -> str:
 # Instruction sentences of at least four words, normalized, for echo detection.
 _INSTRUCTION_SENTENCES = tuple(
     sentence
-    for prompt in (SYSTEM_PROMPT, *_FORMAT_INSTRUCTIONS.values())
+    for prompt in (*SYSTEM_PROMPTS.values(), *_FORMAT_INSTRUCTIONS.values())
     for sentence in (_normalize_words(part) for part in re.split(r"[.:]\s", prompt))
     if len(sentence.split()) >= 4
 )
@@ -105,13 +145,33 @@ def build_prompt(req: GenerationRequest) -> tuple[str, str]:
     if claims:
         lines.append("Facts you may use: " + "; ".join(claims))
     lines.append(f"End with: {call_to_action(req)}")
-    return SYSTEM_PROMPT, "\n".join(lines)
+    return SYSTEM_PROMPTS[fmt], "\n".join(lines)
+
+
+def max_tokens_for(fmt: str, ceiling: int) -> int:
+    """Completion-token budget for one piece of the format: enough for its character limits
+    with headroom, never more than ``ceiling`` (the campaign's configured maximum)."""
+    if ceiling < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {ceiling}")
+    limits = _limits(fmt)
+    chars = limits.title_max + limits.body_max
+    budget = math.ceil(chars / CHARS_PER_TOKEN * TOKEN_HEADROOM) + LABEL_TOKENS
+    return min(ceiling, budget)
+
+
+def cut_at_stop(raw: str) -> str:
+    """The model's output up to the first stop sequence that follows some copy."""
+    for match in _STOP_SEQUENCES.finditer(raw):
+        before = raw[: match.start()]
+        if _COPY_CHARACTER.search(_CHAT_TOKENS.sub("", _LEADING_TURN.sub("", before))):
+            return before.rstrip()
+    return raw
 
 
 def parse_generation(fmt: str, raw: str, req: GenerationRequest) -> tuple[str, str]:
     """(title, body) from raw model output, cleaned and within the format's limits."""
     limits = _limits(fmt)
-    lines = _clean_lines(raw)
+    lines = _clean_lines(cut_at_stop(raw))
     title = ""
     if limits.needs_title:
         title, lines = _extract_title(fmt, lines)

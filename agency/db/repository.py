@@ -431,6 +431,31 @@ class CampaignRepository:
         second one. ``once_per`` names the detail fields that tell repeats apart (a version, a
         round); they are stored in the detail too. True if a record was appended.
         """
+        return await self.record_action_once(
+            tenant_id=await self.session.scalar(select(Campaign.tenant_id).where(Campaign.id == campaign_id)),
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail=detail,
+            once_per=once_per,
+        )
+
+    async def record_action_once(
+        self,
+        *,
+        tenant_id: uuid.UUID | None,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        detail: dict[str, Any] | None = None,
+        once_per: dict[str, Any] | None = None,
+    ) -> bool:
+        """Audit an action once per (action, subject, ``once_per`` values); see record_agent_action.
+
+        ``tenant_id`` is None for platform actions (model rollouts).
+        """
         detail = {**(detail or {}), **(once_per or {})}
         # Take the chain lock (the append takes it anyway) before looking for a duplicate, so an
         # attempt still running beside its retry cannot pass the check too: under READ COMMITTED
@@ -445,7 +470,6 @@ class CampaignRepository:
             duplicate = duplicate.where(AuditEvent.detail.contains(once_per))
         if await self.session.scalar(duplicate.limit(1)) is not None:
             return False
-        tenant_id = await self.session.scalar(select(Campaign.tenant_id).where(Campaign.id == campaign_id))
         await self.add_audit_event(
             actor=actor,
             action=action,

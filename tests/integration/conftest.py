@@ -60,8 +60,9 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     # Prepared models are cached in the real data dir (conversion happens once per machine).
     prepare_models(get_settings(), progress=lambda msg: None)
     logs = tmp_path_factory.mktemp("triton")
+    # A fresh rendered repository per session: rollouts in one run never leak into the next.
     server = TritonServer(
-        get_settings(),
+        get_settings().model_copy(update={"triton_home_dir": logs / "home"}),
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
@@ -248,6 +249,7 @@ def make_settings(migrated_database_url, temporal_env, triton, sandbox, tmp_path
             database_url=migrated_database_url,
             temporal=temporal_env,
             triton_url=triton.grpc_url,
+            triton_home_dir=triton.settings.triton_home,
             sandbox_url=sandbox.url,
             data_dir=tmp_path / "data",
             queue_suffix=request.node.name.replace("[", "-").replace("]", ""),

@@ -8,6 +8,7 @@ from agency.agents.content import (
     CHANNEL_LIMITS,
     build_prompt,
     content_issues,
+    echoed_instruction,
     enforce_limits,
     parse_generation,
 )
@@ -38,6 +39,21 @@ def test_prompt_names_product_audience_angle_tone_and_call_to_action(channel: st
     for text in ("Acme CRM", "small business owners", "Why teams switch", "practical and friendly",
                  "Get started with Acme CRM today", "Set up in 10 minutes"):
         assert text in user
+
+
+def test_system_turn_is_per_channel_and_keeps_the_shared_rules() -> None:
+    systems = {channel: build_prompt(make_request(channel))[0] for channel in FORMATS}
+    assert len(set(systems.values())) == 3
+    for system in systems.values():
+        assert "Do not invent prices" in system
+    assert "social media posts" in systems["social"] and "280 characters" in systems["social"]
+    assert "subject line" in systems["email"]
+    assert "blog posts" in systems["blog"]
+
+
+def test_echo_of_a_channel_system_prompt_is_detected() -> None:
+    system = build_prompt(make_request("social"))[0]
+    assert echoed_instruction("", system) is not None
 
 
 def test_prompt_format_instructions_differ_per_channel() -> None:

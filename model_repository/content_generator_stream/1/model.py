@@ -1,0 +1,1 @@
+../../content_generator/1/model.py

@@ -55,5 +55,11 @@ class ContentGenerationActivities:
             attempt=req.attempt,
         )
 
+    @activity.defn(name=ActivityName.CHECK_MODEL_SERVER)
+    async def check_model_server(self) -> None:
+        """Succeeds once Triton and its models are ready; until then a retryable failure."""
+        if not await self._inference.is_ready():
+            raise ApplicationError("model server is not ready", type="InferenceUnavailable")
+
     def all(self) -> list:
-        return [self.generate_content]
+        return [self.generate_content, self.check_model_server]

@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import business_error
-from agency.agents.relevance import cosine
+from agency.agents.relevance import brief_text, cosine, draft_text
 from agency.contracts import ActivityName, RelevanceRequest, RelevanceResult
 from agency.inference import EMBEDDER_MODEL, InferenceUnavailable, TritonInference
 
@@ -18,10 +18,11 @@ class RelevanceActivities:
     @activity.defn(name=ActivityName.SCORE_RELEVANCE)
     async def score_relevance(self, req: RelevanceRequest) -> RelevanceResult:
         try:
-            if not req.brief_text.strip() or not req.draft_text.strip():
+            wanted, written = brief_text(req.brief, req.entry), draft_text(req.title, req.body)
+            if not wanted.strip() or not written.strip():
                 raise ValueError("relevance needs both a brief text and a draft text")
             # One request for both texts: one round trip, one batch on the embedder.
-            brief_vector, draft_vector = await self._inference.embed([req.brief_text, req.draft_text])
+            brief_vector, draft_vector = await self._inference.embed([wanted, written])
             similarity = cosine(brief_vector, draft_vector)
         except InferenceUnavailable as err:
             # Retryable: Triton may be restarting; the retry policy backs off.

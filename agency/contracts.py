@@ -137,6 +137,10 @@ class CampaignTimings:
     activity_timeout_s: float = 30.0
     generation_timeout_s: float = 120.0
     max_generation_attempts: int = 3
+    # Model server down: attempts before the campaign reports itself degraded, and the longest
+    # pause between readiness probes while it waits for the server to come back.
+    model_server_attempts: int = 3
+    model_server_probe_max_interval_s: float = 30.0
 
 
 @dataclass
@@ -522,10 +526,12 @@ class ModelServerState:
 
 @dataclass
 class RelevanceRequest:
-    """Embedding similarity of a draft to the brief it was written for."""
+    """How close a draft is to what its brief and calendar entry asked for (embeddings)."""
 
-    brief_text: str
-    draft_text: str
+    brief: CampaignBrief
+    entry: CalendarEntry
+    title: str
+    body: str
 
 
 @dataclass

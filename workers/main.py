@@ -63,6 +63,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
     if "inference" in kinds:
         from activities.content_generation import ContentGenerationActivities
         from activities.model_rollout import ModelRolloutActivities
+        from activities.relevance import RelevanceActivities
         from agency.inference import TenantPriorities, TritonInference
         from agency.triton_repository import TritonRepository
 
@@ -79,6 +80,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
                 task_queue=settings.queue_inference,
                 activities=[
                     *ContentGenerationActivities(inference).all(),
+                    *RelevanceActivities(inference).all(),
                     *ModelRolloutActivities(inference, TritonRepository.from_settings(settings)).all(),
                 ],
                 # Triton's dynamic batcher does the batching; enough slots to fill a batch.

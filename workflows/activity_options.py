@@ -32,3 +32,29 @@ def generation(timings: CampaignTimings) -> dict:
         "start_to_close_timeout": timedelta(seconds=timings.generation_timeout_s),
         "retry_policy": DEFAULT_RETRY,
     }
+
+
+def model_server_attempts(timings: CampaignTimings) -> dict:
+    """Inference with few attempts: after them the pipeline reports the campaign degraded
+    and waits for the model server instead of failing."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=timings.generation_timeout_s),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=max(1, timings.model_server_attempts),
+        ),
+    }
+
+
+def model_server_probe(timings: CampaignTimings) -> dict:
+    """Readiness probe retried without limit: the campaign waits as long as the outage lasts."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=max(5.0, timings.activity_timeout_s)),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=max(1.0, timings.model_server_probe_max_interval_s)),
+        ),
+    }

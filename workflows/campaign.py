@@ -33,6 +33,7 @@ from agency.contracts import (
     ItemStatus,
     MetricsRequest,
     MetricsSnapshot,
+    ModelServerState,
     PlanRequest,
     PublishedRecord,
     PublishedRef,
@@ -76,6 +77,8 @@ class CampaignWorkflow:
         self._escalated = False
         self._metrics_rounds = 0
         self._error = ""
+        # Content items waiting for the model server, with the reason their pipeline reported.
+        self._waiting_for_model: dict[str, str] = {}
 
     # ---- queries, signals, updates ---------------------------------------------------
     @workflow.query(name=CampaignHandler.STATUS)
@@ -90,6 +93,13 @@ class CampaignWorkflow:
             escalated=self._escalated,
             metrics_rounds_done=self._metrics_rounds,
             error=self._error,
+            degraded=bool(self._waiting_for_model),
+            degraded_reason=(
+                f"model server unavailable; {len(self._waiting_for_model)} content item(s) waiting: "
+                + next(iter(self._waiting_for_model.values()))
+                if self._waiting_for_model
+                else ""
+            ),
         )
 
     @workflow.signal(name=CampaignHandler.PAUSE)
@@ -99,6 +109,13 @@ class CampaignWorkflow:
     @workflow.signal(name=CampaignHandler.RESUME)
     def resume(self) -> None:
         self._paused = False
+
+    @workflow.signal(name=CampaignHandler.MODEL_SERVER_STATE)
+    def model_server_state(self, state: ModelServerState) -> None:
+        if state.available:
+            self._waiting_for_model.pop(state.item_id, None)
+        else:
+            self._waiting_for_model[state.item_id] = state.reason or "model server unavailable"
 
     @workflow.update(name=CampaignHandler.REVIEW)
     async def review(self, decision: ReviewDecision) -> ReviewOutcome:

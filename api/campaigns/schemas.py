@@ -100,6 +100,9 @@ class CampaignView(BaseModel):
     reminders_sent: int = 0
     escalated: bool = False
     metrics_rounds_done: int = 0
+    # True while content generation waits for the model server (it resumes by itself).
+    degraded: bool = False
+    degraded_reason: str = ""
     budget: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     report_path: str | None = None

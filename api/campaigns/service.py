@@ -76,6 +76,7 @@ def timings_from(settings: Settings) -> CampaignTimings:
         generation_temperature=settings.generation_temperature,
         activity_timeout_s=settings.activity_timeout_s,
         generation_timeout_s=settings.generation_timeout_s,
+        model_server_probe_max_interval_s=settings.model_server_probe_max_interval_s,
     )
 
 
@@ -219,6 +220,8 @@ class CampaignService:
                 reminders_sent=live.reminders_sent,
                 escalated=live.escalated,
                 metrics_rounds_done=live.metrics_rounds_done,
+                degraded=live.degraded,
+                degraded_reason=live.degraded_reason,
                 budget=campaign.budget,
                 plan=campaign.plan,
                 report_path=campaign.report_path,

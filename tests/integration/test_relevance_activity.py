@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.relevance import RelevanceActivities
-from agency.agents.relevance import OFF_TOPIC_THRESHOLD, brief_text, draft_text
+from agency.agents.relevance import OFF_TOPIC_THRESHOLD
 from agency.contracts import CalendarEntry, CampaignBrief, RelevanceRequest
 from agency.inference import EMBEDDER_MODEL, TritonInference
 from tests.integration.conftest import free_port
@@ -29,38 +29,48 @@ ON_TOPIC_BODY = (
 # Written for an Acme CRM email brief, it never mentions the product: a genuine miss.
 OFF_TOPIC_GENERATED = "Daily News\nEmail subject: Daily News & Daily News Marketable Brand News"
 OFF_TOPIC_UNRELATED = "Preheat the oven to 200 degrees and roast the vegetables for 25 minutes."
-ACME_BRIEF_TEXT = "Acme CRM for small business owners. Set up in 10 minutes."
+ACME_BRIEF = CampaignBrief(
+    tenant="acme", product="Acme CRM", audience="small business owners", goals=["signups"],
+    channels=["email"], total_budget_cents=1000, start_date="2026-03-01", end_date="2026-03-07",
+)
+ACME_ENTRY = CalendarEntry("c2:email:1", "email", "email", "2026-03-03", "Set up in 10 minutes")
+LEDGER = (LEDGER_BRIEF, LEDGER_ENTRY)
+ACME = (ACME_BRIEF, ACME_ENTRY)
 
 
-async def score(inference: TritonInference, brief: str, draft: str):
+async def score(inference: TritonInference, brief_and_entry: tuple, title: str, body: str):
+    brief, entry = brief_and_entry
     return await ActivityEnvironment().run(
-        RelevanceActivities(inference).score_relevance, RelevanceRequest(brief_text=brief, draft_text=draft)
+        RelevanceActivities(inference).score_relevance,
+        RelevanceRequest(brief=brief, entry=entry, title=title, body=body),
     )
 
 
 async def test_on_topic_draft_scores_above_the_threshold(inference: TritonInference) -> None:
-    result = await score(inference, brief_text(LEDGER_BRIEF, LEDGER_ENTRY), draft_text(ON_TOPIC_TITLE, ON_TOPIC_BODY))
+    result = await score(inference, LEDGER, ON_TOPIC_TITLE, ON_TOPIC_BODY)
     assert result.model == EMBEDDER_MODEL
     assert result.similarity > OFF_TOPIC_THRESHOLD + 0.2, result
 
 
 @pytest.mark.parametrize(
-    "brief, draft",
+    "brief, title, body",
     [
-        (ACME_BRIEF_TEXT, OFF_TOPIC_GENERATED),
-        (brief_text(LEDGER_BRIEF, LEDGER_ENTRY), OFF_TOPIC_UNRELATED),
+        (ACME, "", OFF_TOPIC_GENERATED),
+        (LEDGER, "", OFF_TOPIC_UNRELATED),
         # A good draft, but for another brief.
-        (ACME_BRIEF_TEXT, draft_text(ON_TOPIC_TITLE, ON_TOPIC_BODY)),
+        (ACME, ON_TOPIC_TITLE, ON_TOPIC_BODY),
     ],
 )
-async def test_off_topic_draft_scores_below_the_threshold(inference: TritonInference, brief: str, draft: str) -> None:
-    result = await score(inference, brief, draft)
+async def test_off_topic_draft_scores_below_the_threshold(
+    inference: TritonInference, brief: tuple, title: str, body: str
+) -> None:
+    result = await score(inference, brief, title, body)
     assert result.similarity < OFF_TOPIC_THRESHOLD, result
 
 
 async def test_blank_text_is_a_non_retryable_business_error(inference: TritonInference) -> None:
     with pytest.raises(ApplicationError) as err:
-        await score(inference, ACME_BRIEF_TEXT, "  \n")
+        await score(inference, ACME, "", "  \n")
     assert err.value.non_retryable
 
 
@@ -68,7 +78,7 @@ async def test_unreachable_model_server_is_a_retryable_error() -> None:
     client = TritonInference(f"127.0.0.1:{free_port()}", timeout_s=5)
     try:
         with pytest.raises(ApplicationError) as err:
-            await score(client, ACME_BRIEF_TEXT, OFF_TOPIC_UNRELATED)
+            await score(client, ACME, "", OFF_TOPIC_UNRELATED)
     finally:
         await client.close()
     assert err.value.type == "InferenceUnavailable"

@@ -171,7 +171,7 @@ def test_prepare_models_again_does_no_work(settings: Settings) -> None:
     assert returned == manifest_before == read_manifest(settings.models_dir)
     assert weights.stat().st_mtime_ns == mtime_before
     assert not any("convert" in m or "loading" in m for m in messages), messages
-    assert manifest_before["content_generator"]["quantization"] == "int8"
+    assert manifest_before["content_generator"]["quantization"] == "float32"  # INT8 is chosen at load
     assert json.loads((settings.models_dir / "manifest.json").read_text())["embedder"]["dimensions"] == 384
 
 

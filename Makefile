@@ -38,10 +38,13 @@ test-unit: install
 bench: models
 	$(PY) bench/campaign_throughput.py
 	$(PY) bench/auth_overhead.py
+	$(PY) bench/inference.py
 
 # Re-record the committed workflow histories (after a versioned workflow change).
 histories: models
-	AGENCY_RECORD_HISTORIES=1 $(PY) -m pytest -q tests/integration/test_campaign_e2e.py tests/integration/test_campaign_controls.py
+	AGENCY_RECORD_HISTORIES=1 $(PY) -m pytest -q tests/integration/test_campaign_e2e.py \
+		tests/integration/test_campaign_controls.py tests/integration/test_model_server_outage.py \
+		tests/integration/test_model_rollout.py
 
 clean:
 	rm -rf $(VENV) .agency

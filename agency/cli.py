@@ -77,6 +77,60 @@ def cmd_models_prepare(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_status(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agency.model_status import model_server_status, render_status
+
+    status = asyncio.run(model_server_status(settings))
+    print(render_status(status))
+    return 0 if status.reachable else 1
+
+
+def cmd_models_rollout(settings: Settings, args: argparse.Namespace) -> int:
+    """Start a ModelRolloutWorkflow (watch it in the Temporal UI) and wait for its outcome."""
+    import asyncio
+    import uuid
+
+    from temporalio.client import Client
+
+    from agency.contracts import CanaryPolicy, ModelRolloutInput, ModelRolloutResult, WorkflowName
+
+    parameters = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
+        parameters[key] = value
+    rollout_id = args.rollout_id or f"{args.model}-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> ModelRolloutResult:
+        client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+        return await client.execute_workflow(
+            WorkflowName.MODEL_ROLLOUT,
+            ModelRolloutInput(
+                rollout_id=rollout_id,
+                model=args.model,
+                parameters=parameters,
+                policy=CanaryPolicy(),
+                inference_queue=settings.queue_inference,
+                orchestration_queue=settings.queue_orchestration,
+                requested_by=f"cli:{os.environ.get('USER', 'operator')}",
+            ),
+            id=f"model-rollout/{rollout_id}",
+            task_queue=settings.queue_orchestration,
+            result_type=ModelRolloutResult,
+        )
+
+    print(f"rollout {rollout_id}: staging {args.model} with {parameters or 'the current parameters'}")
+    result = asyncio.run(run())
+    print(f"rollout {rollout_id}: {result.outcome}; {args.model} serves version {result.serving_version}")
+    for reason in result.reasons:
+        print(f"  - {reason}")
+    sys.stdout.flush()
+    os._exit(0 if result.outcome == "promoted" else 3)  # SDK core threads may linger (sdk-python #300)
+
+
 def cmd_triton(settings: Settings, args: argparse.Namespace) -> int:
     from agency.models_prep import models_ready
     from agency.triton_server import build_triton_command
@@ -303,10 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(handler=cmd_worker)
 
-    models = sub.add_parser("models", help="model weights")
+    models = sub.add_parser("models", help="model weights, status and rollouts")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     prepare = models_sub.add_parser("prepare", help="convert and quantize the models once (idempotent)")
     prepare.set_defaults(handler=cmd_models_prepare)
+    status = models_sub.add_parser(
+        "status", help="model versions in Triton, rollout roles, queue/compute time, cache hit ratio"
+    )
+    status.set_defaults(handler=cmd_models_status)
+    rollout = models_sub.add_parser(
+        "rollout", help="load a new model version beside the serving one, canary-test it, promote or roll back"
+    )
+    rollout.add_argument("--model", default="content_generator", help="model to roll out (default content_generator)")
+    rollout.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="parameter of the new version (repeatable), e.g. compute_type=float32 or repetition_penalty=1.2",
+    )
+    rollout.add_argument("--rollout-id", help="idempotency key; default: generated")
+    rollout.set_defaults(handler=cmd_models_rollout)
 
     triton = sub.add_parser(
         "triton", help="run tritonserver on the model repository in the foreground (containers)"

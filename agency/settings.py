@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Triton's rendered model repository and rollout state (defaults to data_dir/triton). The
     # rollout activities write here, so they must share it with the server they steer.
     triton_home_dir: Path | None = None
+    # Triton's Prometheus endpoint; defaults to the local server's metrics port.
+    triton_metrics_url: str | None = None
     # Templates Triton's repository is rendered from (defaults to the committed model_repository/;
     # the inference bench points it at a copy holding its model variants).
     model_repository_dir: Path | None = None
@@ -150,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def triton_grpc_target(self) -> str:
         return self.triton_url or f"{self.bind_host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_metrics_target(self) -> str:
+        return self.triton_metrics_url or f"http://{self.bind_host}:{self.triton_metrics_port}/metrics"
 
     @property
     def channel_url(self) -> str:

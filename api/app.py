@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from agency.db.session import create_engine, resolve_database_url, session_factory
-from agency.inference import TritonInference
+from agency.inference import TenantPriorities, TritonInference
 from agency.security.rate_limit import PostgresRateLimiter
 from agency.settings import Settings, get_settings
 from api import health
@@ -20,12 +20,21 @@ from api.auth.principal import Authenticator
 from api.campaigns import endpoints as campaigns
 from api.drafts import endpoints as drafts
 from api.errors import install_error_handlers
+from api.metrics import endpoints as metrics
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway
 
 
 # Every API route lives in one of these (included without an extra prefix).
-ROUTERS = [health.router, auth.router, campaigns.router, drafts.router, api_keys.router, audit.router]
+ROUTERS = [
+    health.router,
+    auth.router,
+    campaigns.router,
+    drafts.router,
+    api_keys.router,
+    audit.router,
+    metrics.router,
+]
 
 
 def _allowed_methods(path: str) -> list[str]:
@@ -46,7 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         engine = create_engine(resolve_database_url(settings))
-        inference = TritonInference(settings.triton_grpc_target)
+        inference = TritonInference(
+            settings.triton_grpc_target,
+            priorities=TenantPriorities(
+                levels=dict(settings.tenant_priority_levels), fair_share=settings.inference_tenant_fair_share
+            ),
+        )
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = session_factory(engine)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from typing import Any
 
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agency.security.audit import append_audit_event
 from agency.security.rate_limit import rate_limit_headers
 from agency.security.rbac import Principal
+from agency.telemetry import app_metrics
 
 log = logging.getLogger("agency.api.audit")
 
@@ -99,7 +101,8 @@ async def record_call(
 
 
 class RequestContextMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware): request id, RateLimit headers, fallback audit record."""
+    """Pure ASGI (no BaseHTTPMiddleware): request id, RateLimit headers, request metrics,
+    fallback audit record."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -112,6 +115,7 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         state["request_id"] = request_id
         status = 500
+        started = time.perf_counter()
 
         async def send_with_context(message: Message) -> None:
             nonlocal status
@@ -128,6 +132,16 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_context)
         finally:
+            route = scope.get("route")
+            labels = {
+                # The route template, never the raw path: ids would explode the label set.
+                "route": getattr(route, "path", "unmatched"),
+                "method": scope["method"],
+                "status": str(status),
+            }
+            metrics = app_metrics()
+            metrics.http_requests.add(1, labels)
+            metrics.http_duration.record(time.perf_counter() - started, labels)
             if scope["method"] in MUTATING_METHODS and not state.get("audited"):
                 await self._record_unaudited_call(scope, state, status)
 

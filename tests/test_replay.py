@@ -1,4 +1,5 @@
-"""Replay committed CampaignWorkflow histories against today's workflow code.
+"""Replay committed workflow histories (campaigns, content pipelines, model rollouts) against
+today's workflow code.
 
 A change that would break running campaigns fails here. Histories are recorded from the
 integration tests with ``AGENCY_RECORD_HISTORIES=1`` (see README, "Changing a workflow").
@@ -15,8 +16,14 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from agency.contracts import ActivityName, CampaignHistory, CampaignInput, CampaignResult, WorkflowName
-from workflows import ALL_WORKFLOWS
+from agency.contracts import (
+    ActivityName,
+    CampaignHistory,
+    CampaignInput,
+    CampaignResult,
+    WorkflowName,
+)
+from workflows import ALL_WORKFLOWS, content_pipeline
 from workflows.campaign import CampaignWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -38,6 +45,15 @@ def test_histories_are_committed():
         "campaign_cancelled_while_generating",
         # Recorded before the record-outcome-of-wrapped-errors patch: must keep replaying.
         "campaign_cancelled_while_generating_v0",
+        # A content pipeline recorded before the wait-for-model-server and check-relevance patches.
+        "content_pipeline_v0",
+        # The same patches taken: a normal pipeline, and one that waited through a Triton outage.
+        "campaign_approved_and_rejected_pipeline",
+        "campaign_model_server_outage",
+        "campaign_model_server_outage_pipeline",
+        "model_rollout_promoted",
+        "model_rollout_rolled_back",
+        "model_rollout_load_failed",
     } <= names
 
 
@@ -67,3 +83,17 @@ async def test_unversioned_change_is_caught_as_nondeterminism():
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)
     assert ActivityName.PLAN_CAMPAIGN in str(result.replay_failure)
+
+
+async def test_pipeline_patches_are_needed_for_pipelines_recorded_before_them(monkeypatch):
+    path = next(p for p in HISTORIES if p.stem == "content_pipeline_v0")
+    # Guarded: the old pipeline replays (also covered by test_replay).
+    await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path))
+
+    # Unguarded: the relevance check runs on old pipelines too, and replay must catch it.
+    monkeypatch.setattr(
+        content_pipeline.workflow, "patched", lambda patch_id: patch_id == content_pipeline.CHECK_RELEVANCE
+    )
+    result = await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
+    assert ActivityName.SCORE_RELEVANCE in str(result.replay_failure)

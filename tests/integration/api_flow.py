@@ -73,14 +73,30 @@ def finished(view: dict) -> bool:
 
 
 async def record_history(client, campaign_id: str, name: str) -> None:
-    """With AGENCY_RECORD_HISTORIES=1, keep this run's history for the replay tests."""
+    """With AGENCY_RECORD_HISTORIES=1, keep this run's history for the replay tests, and that of
+    the first content pipeline (child workflow) as ``<name>_pipeline``."""
+    history = await record_workflow_history(client, workflow_id(campaign_id), name)
+    if history is None:
+        return
+    children = [
+        event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+    ]
+    if children:
+        await record_workflow_history(client, sorted(children)[0], f"{name}_pipeline")
+
+
+async def record_workflow_history(client, workflow_id_: str, name: str):
+    """With AGENCY_RECORD_HISTORIES=1, write the workflow's history to tests/histories/<name>.json."""
     import json
     import os
     from pathlib import Path
 
     if not os.environ.get("AGENCY_RECORD_HISTORIES"):
-        return
+        return None
     folder = Path(__file__).resolve().parent.parent / "histories"
     folder.mkdir(exist_ok=True)
-    history = await client.get_workflow_handle(workflow_id(campaign_id)).fetch_history()
+    history = await client.get_workflow_handle(workflow_id_).fetch_history()
     (folder / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    return history

@@ -250,6 +250,7 @@ def make_settings(migrated_database_url, temporal_env, triton, sandbox, tmp_path
             temporal=temporal_env,
             triton_url=triton.grpc_url,
             triton_home_dir=triton.settings.triton_home,
+            triton_metrics_url=f"http://127.0.0.1:{triton.metrics_port}/metrics",
             sandbox_url=sandbox.url,
             data_dir=tmp_path / "data",
             queue_suffix=request.node.name.replace("[", "-").replace("]", ""),

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from api_flow import record_workflow_history
 from conftest import free_port, running_workers
 
 from agency.contracts import CanaryPolicy, ModelRolloutInput, ModelRolloutResult
@@ -91,7 +92,7 @@ async def loaded_versions(client: TritonInference) -> dict[str, set[str]]:
 
 
 async def run_rollout(
-    make_settings, temporal_env, server: TritonServer, client, parameters
+    make_settings, temporal_env, server: TritonServer, client, parameters, history_name: str
 ) -> tuple[ModelRolloutResult, ProductionTraffic]:
     settings = make_settings(triton_url=server.grpc_url, triton_home_dir=server.settings.triton_home)
     traffic = ProductionTraffic(client)
@@ -116,6 +117,7 @@ async def run_rollout(
         finally:
             traffic.stop()
             await sender
+        await record_workflow_history(temporal_env.client, f"model-rollout/{rollout_id}", history_name)
     assert not traffic.failures, traffic.failures[:3]
     assert len(traffic.served_by) >= 3  # traffic really ran during the rollout
     return result, traffic
@@ -134,7 +136,8 @@ async def test_good_candidate_is_promoted_while_the_old_version_keeps_serving(
     assert (await loaded_versions(triton_client))[MODEL] == {"1"}
 
     result, traffic = await run_rollout(
-        make_settings, temporal_env, rollout_triton, triton_client, {"repetition_penalty": "1.2"}
+        make_settings, temporal_env, rollout_triton, triton_client, {"repetition_penalty": "1.2"},
+        "model_rollout_promoted",
     )
 
     assert result.outcome == "promoted", result.reasons
@@ -166,7 +169,8 @@ async def test_candidate_breaking_length_limits_is_rolled_back_and_old_version_k
 
     # Forced to write at least 200 tokens: every short-format canary output breaks its limit.
     result, traffic = await run_rollout(
-        make_settings, temporal_env, rollout_triton, triton_client, {"min_tokens": "200", "max_tokens_ceiling": "260"}
+        make_settings, temporal_env, rollout_triton, triton_client, {"min_tokens": "200", "max_tokens_ceiling": "260"},
+        "model_rollout_rolled_back",
     )
 
     assert result.outcome == "rolled_back"
@@ -190,7 +194,9 @@ async def test_candidate_that_cannot_load_is_rolled_back(
 ):
     before = (await loaded_versions(triton_client))[MODEL]
 
-    result, traffic = await run_rollout(make_settings, temporal_env, rollout_triton, triton_client, {"compute_type": "int3"})
+    result, traffic = await run_rollout(
+        make_settings, temporal_env, rollout_triton, triton_client, {"compute_type": "int3"}, "model_rollout_load_failed"
+    )
 
     assert result.outcome == "rolled_back"
     assert any("failed to load" in reason for reason in result.reasons), result.reasons

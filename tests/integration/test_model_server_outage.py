@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from api_flow import finished, in_phase, start_campaign, wait_for
+from api_flow import finished, in_phase, record_history, start_campaign, wait_for
 from conftest import api_client, free_port, running_workers, sandbox_client
 
 from agency.db.models import AuditEvent, ContentItem, ContentVersion
@@ -83,6 +83,7 @@ async def test_campaign_waits_through_a_triton_outage_and_completes(
             assert response.status_code == 200, response.text
         view = await wait_for(api, campaign_id, finished, temporal=temporal_env.client)
         assert view["status"] == "completed"
+        await record_history(temporal_env.client, campaign_id, "campaign_model_server_outage")
 
     # No duplicates: one row per item, versions 1..n per item, one "drafted" record per version.
     items = (await db_session.scalars(select(ContentItem).where(ContentItem.campaign_id == campaign_id))).all()

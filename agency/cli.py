@@ -23,7 +23,7 @@ from agency.settings import Settings, get_settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-WORKER_QUEUE_CHOICES = ("orchestration", "inference", "integrations", "all")
+WORKER_QUEUE_CHOICES = ("orchestration", "inference", "integrations", "model_control", "all")
 _T = TypeVar("_T")
 
 
@@ -113,7 +113,7 @@ def cmd_models_rollout(settings: Settings, args: argparse.Namespace) -> int:
                 model=args.model,
                 parameters=parameters,
                 policy=CanaryPolicy(),
-                inference_queue=settings.queue_inference,
+                model_control_queue=settings.queue_model_control,
                 orchestration_queue=settings.queue_orchestration,
                 requested_by=f"cli:{os.environ.get('USER', 'operator')}",
             ),

@@ -560,7 +560,7 @@ class ModelRolloutInput:
     model: str  # e.g. "content_generator"
     parameters: dict[str, str]  # the candidate version's overrides, e.g. {"compute_type": "float32"}
     policy: CanaryPolicy
-    inference_queue: str
+    model_control_queue: str  # served next to Triton: its activities write Triton's repository
     orchestration_queue: str
     requested_by: str = "system"
     activity_timeout_s: float = 300.0

@@ -18,6 +18,7 @@ import httpx
 
 from agency.contracts import CampaignPhase
 from agency.inference import TritonInference
+from agency.model_status import model_server_status, render_status
 from agency.settings import Settings
 
 # Demo timings: the workflow waits seconds where production waits hours (set before the stack starts).
@@ -227,6 +228,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     _print_content(content)
     print("\n==================== where to look ==============")
     print(f"generations served by Triton's content_generator: {generated}")
+    print("\nmodel server (agency models status):")
+    print("  " + render_status(asyncio.run(model_server_status(settings))).replace("\n", "\n  "))
     chain = _verify_audit_chain(settings)
     print(f"audit chain:  {chain.records_checked} records, hash chain intact: {chain.ok}  (agency audit verify)")
     actors = sorted({e["actor"].split(":")[0] if e["actor"].startswith("user:") else e["actor"] for e in trail})

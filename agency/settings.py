@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     queue_orchestration: str = "agency-orchestration"
     queue_inference: str = "agency-inference"
     queue_integrations: str = "agency-integrations"
+    # Model rollouts: served only by the worker beside Triton (it writes Triton's repository).
+    queue_model_control: str = "agency-model-control"
 
     # Campaign timings (seconds). Tests and the demo shrink them; production uses hours/days.
     approval_timeout_s: float = 72 * 3600

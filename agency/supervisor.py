@@ -374,7 +374,9 @@ class Stack:
 
     def _start_workers(self) -> None:
         s = self.settings
-        for kind in WORKER_KINDS:
+        # Model control writes Triton's repository, so it runs only beside a Triton we run.
+        kinds = (*WORKER_KINDS, "model_control") if self.runs_triton else WORKER_KINDS
+        for kind in kinds:
             queue = getattr(s, f"queue_{kind}")
             # Only pollers seen after this launch count: the server remembers dead ones for minutes.
             since = datetime.now(timezone.utc) - timedelta(seconds=1)

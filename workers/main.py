@@ -2,7 +2,8 @@
 
 orchestration: the workflows plus database, agent and report activities;
 inference: model calls to Triton (scale with model-server capacity);
-integrations: channel adapters (scale with external rate limits).
+integrations: channel adapters (scale with external rate limits);
+model_control: model rollouts, one worker beside Triton (it writes Triton's model repository).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from temporalio.worker import Worker
 
 from agency.settings import Settings, get_settings
 
-QUEUE_KINDS = ("orchestration", "inference", "integrations")
+QUEUE_KINDS = ("orchestration", "inference", "integrations", "model_control")
 log = logging.getLogger("agency.workers")
 
 
@@ -27,6 +28,7 @@ def queue_name(settings: Settings, kind: str) -> str:
         "orchestration": settings.queue_orchestration,
         "inference": settings.queue_inference,
         "integrations": settings.queue_integrations,
+        "model_control": settings.queue_model_control,
     }[kind]
 
 
@@ -62,10 +64,8 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
         )
     if "inference" in kinds:
         from activities.content_generation import ContentGenerationActivities
-        from activities.model_rollout import ModelRolloutActivities
         from activities.relevance import RelevanceActivities
         from agency.inference import TenantPriorities, TritonInference
-        from agency.triton_repository import TritonRepository
 
         inference = TritonInference(
             settings.triton_grpc_target,
@@ -81,10 +81,26 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
                 activities=[
                     *ContentGenerationActivities(inference).all(),
                     *RelevanceActivities(inference).all(),
-                    *ModelRolloutActivities(inference, TritonRepository.from_settings(settings)).all(),
                 ],
                 # Triton's dynamic batcher does the batching; enough slots to fill a batch.
                 max_concurrent_activities=16,
+                graceful_shutdown_timeout=timedelta(seconds=settings.generation_timeout_s),
+            )
+        )
+    if "model_control" in kinds:
+        from activities.model_rollout import ModelRolloutActivities
+        from agency.inference import TritonInference
+        from agency.triton_repository import TritonRepository
+
+        control = TritonInference(settings.triton_grpc_target, timeout_s=settings.generation_timeout_s)
+        stack.push_async_callback(control.close)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue_model_control,
+                activities=ModelRolloutActivities(control, TritonRepository.from_settings(settings)).all(),
+                # One rollout step at a time: they load models and measure latency.
+                max_concurrent_activities=1,
                 graceful_shutdown_timeout=timedelta(seconds=settings.generation_timeout_s),
             )
         )

@@ -131,7 +131,7 @@ class ModelRolloutWorkflow:
         return await workflow.execute_activity(
             name,
             arg,
-            task_queue=self._input.inference_queue,
+            task_queue=self._input.model_control_queue,
             result_type=result_type,
             start_to_close_timeout=timeout,
             retry_policy=TRITON_RETRY,

@@ -147,6 +147,7 @@ def stack_settings(
         queue_orchestration=f"orchestration-{queue_suffix}",
         queue_inference=f"inference-{queue_suffix}",
         queue_integrations=f"integrations-{queue_suffix}",
+        queue_model_control=f"model-control-{queue_suffix}",
         approval_timeout_s=600,
         approval_reminder_s=300,
         metrics_interval_s=0.5,

@@ -96,7 +96,7 @@ async def run_rollout(
 ) -> tuple[ModelRolloutResult, ProductionTraffic]:
     settings = make_settings(triton_url=server.grpc_url, triton_home_dir=server.settings.triton_home)
     traffic = ProductionTraffic(client)
-    async with running_workers(temporal_env.client, settings, kinds=("orchestration", "inference")):
+    async with running_workers(temporal_env.client, settings, kinds=("orchestration", "model_control")):
         sender = asyncio.create_task(traffic.run())
         try:
             rollout_id = f"rollout-{uuid.uuid4().hex[:8]}"
@@ -107,7 +107,7 @@ async def run_rollout(
                     model=MODEL,
                     parameters=parameters,
                     policy=CanaryPolicy(),
-                    inference_queue=settings.queue_inference,
+                    model_control_queue=settings.queue_model_control,
                     orchestration_queue=settings.queue_orchestration,
                     requested_by="test-admin",
                 ),

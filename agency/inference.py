@@ -209,8 +209,13 @@ class TritonInference:
         return stats.get("model_stats", [])
 
     async def inference_count(self, model_name: str) -> int:
-        """Inferences the model computed since the server started (cache hits excluded)."""
-        return sum(int(entry.get("inference_count", 0)) for entry in await self._model_stats(model_name))
+        """Requests the model computed since the server started (answered from the cache: excluded)."""
+        hits, _ = await self.cache_counts(model_name)
+        succeeded = sum(
+            int(entry.get("inference_stats", {}).get("success", {}).get("count", 0))
+            for entry in await self._model_stats(model_name)
+        )
+        return succeeded - hits
 
     async def cache_counts(self, model_name: str) -> tuple[int, int]:
         """(hits, misses) of Triton's response cache for the model, over all its versions."""

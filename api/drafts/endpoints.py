@@ -24,7 +24,19 @@ _SSE_RESPONSE = {
     200: {
         "description": "`event: delta` ({text}) per chunk, then `event: done` "
         "({completion_tokens, prompt_tokens, model}) or `event: error` ({error: {code, message}})",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # One schema per event (how OpenAPI tools read text/event-stream); data is JSON text.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["delta", "done", "error"]},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
+                }
+            }
+        },
     }
 }
 

@@ -54,8 +54,8 @@ async def test_identical_generation_is_answered_from_the_cache(inference: Triton
 
 
 async def test_a_flooding_tenant_does_not_starve_another(triton: TritonServer) -> None:
-    """Tenant A sends 40 requests at once; B's single request, sent just after, is answered
-    long before A's flood is through (FIFO would put it behind all 40)."""
+    """Tenant A sends 64 requests at once; B's single request, sent just after, is answered
+    before half of A's flood is through (FIFO would put it behind all 64)."""
     client = TritonInference(triton.grpc_url, priorities=TenantPriorities(fair_share=2))
     finished: list[str] = []
 
@@ -67,16 +67,16 @@ async def test_a_flooding_tenant_does_not_starve_another(triton: TritonServer) -
         finished.append(tenant)
 
     try:
-        flood = [asyncio.create_task(ask("tenant-a", n)) for n in range(40)]
+        flood = [asyncio.create_task(ask("tenant-a", n)) for n in range(64)]
         await asyncio.sleep(0.05)  # A's requests are queued first
         await ask("tenant-b", 0)
         a_done_before_b = finished.index("tenant-b")
         await asyncio.gather(*flood)
     finally:
         await client.close()
-    # B jumps A's demoted requests: only the batches already running (two instances x 8) and
-    # the rest of B's own batch can finish before it.
-    assert a_done_before_b <= 16 + 7, finished
+    # B jumps A's demoted requests: only batches already running or formed (two instances,
+    # up to 8 each) and the rest of B's own batch can finish before it.
+    assert a_done_before_b <= 32, finished
 
 
 async def test_metrics_endpoint_exports_triton_and_app_metrics(make_settings, inference: TritonInference) -> None:

@@ -83,13 +83,21 @@ class Generation:
 
 
 @dataclass
-class GenerationChunk:
-    """One response of a streamed generation."""
+class GenerationChunk(Generation):
+    """One response of a streamed generation: ``text`` is what was generated since the
+    previous chunk, ``completion_tokens`` the count so far (the total, in the last chunk)."""
 
-    text: str  # the text generated since the previous chunk
-    prompt_tokens: int
-    completion_tokens: int  # generated so far (the total, in the last chunk)
-    model: str  # "name@version"
+
+def _generation_from(result, kind: type[Generation] = Generation) -> Generation:
+    """The generator's output tensors (TEXT, PROMPT_TOKENS, COMPLETION_TOKENS) of one response."""
+    response = result.get_response()
+    text = result.as_numpy("TEXT").reshape(-1)[0]
+    return kind(
+        text=text.decode("utf-8") if isinstance(text, bytes) else str(text),
+        prompt_tokens=int(result.as_numpy("PROMPT_TOKENS").reshape(-1)[0]),
+        completion_tokens=int(result.as_numpy("COMPLETION_TOKENS").reshape(-1)[0]),
+        model=f"{response.model_name}@{response.model_version}",
+    )
 
 
 def _status_name(exc: Exception) -> str:
@@ -176,14 +184,7 @@ class TritonInference:
                 )
             except (InferenceServerException, grpc.RpcError) as exc:
                 raise _translate(exc, model) from exc
-        response = result.get_response()
-        text = result.as_numpy("TEXT").reshape(-1)[0]
-        return Generation(
-            text=text.decode("utf-8") if isinstance(text, bytes) else str(text),
-            prompt_tokens=int(result.as_numpy("PROMPT_TOKENS").reshape(-1)[0]),
-            completion_tokens=int(result.as_numpy("COMPLETION_TOKENS").reshape(-1)[0]),
-            model=f"{response.model_name}@{response.model_version}",
-        )
+        return _generation_from(result)
 
     async def embed(self, texts: list[str], *, model: str = EMBEDDER_MODEL) -> list[list[float]]:
         """384-d unit vectors, one per text, in order."""
@@ -301,14 +302,7 @@ class TritonInference:
                 async for result, error in responses:
                     if error is not None:
                         raise _translate(error, model)
-                    response = result.get_response()
-                    text = result.as_numpy("TEXT").reshape(-1)[0]
-                    yield GenerationChunk(
-                        text=text.decode("utf-8") if isinstance(text, bytes) else str(text),
-                        prompt_tokens=int(result.as_numpy("PROMPT_TOKENS").reshape(-1)[0]),
-                        completion_tokens=int(result.as_numpy("COMPLETION_TOKENS").reshape(-1)[0]),
-                        model=f"{response.model_name}@{response.model_version}",
-                    )
+                    yield _generation_from(result, GenerationChunk)
             except (InferenceServerException, grpc.RpcError) as exc:
                 raise _translate(exc, model) from exc
             finally:

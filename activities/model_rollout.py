@@ -8,7 +8,6 @@ finds the files and the loaded models as the first attempt left them.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from agency.agents.model_canary import CANARY_PROMPTS, CANARY_SYSTEM_PROMPT, evaluate_canary
+from agency.agents.relevance import cosine
 from agency.contracts import (
     ActivityName,
     CanaryEvaluationRequest,
@@ -32,11 +32,6 @@ from agency.triton_repository import RepositoryError, TritonRepository, canary_m
 
 def _unavailable(err: Exception) -> ApplicationError:
     return ApplicationError(f"model server unavailable: {err}", type="InferenceUnavailable")
-
-
-def _cosine(a: list[float], b: list[float]) -> float:
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return sum(x * y for x, y in zip(a, b)) / norm if norm else 0.0
 
 
 class ModelRolloutActivities:
@@ -109,7 +104,7 @@ class ModelRolloutActivities:
                         serving_text=serving_text,
                         candidate_latency_s=round(candidate_s, 4),
                         serving_latency_s=round(serving_s, 4),
-                        agreement=round(_cosine(vectors[0], vectors[1]), 4),
+                        agreement=round(cosine(vectors[0], vectors[1]), 4),
                     )
                 )
         except InferenceUnavailable as err:

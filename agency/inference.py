@@ -200,32 +200,30 @@ class TritonInference:
             vectors.extend(result.as_numpy("EMBEDDING").astype(float).tolist())
         return vectors
 
-    async def _model_stats(self, model_name: str) -> list[dict]:
+    async def _request_counts(self, model_name: str) -> Counter:
+        """Request counts since the server started (success, cache_hit, cache_miss...), summed
+        over the model's versions, from one statistics call."""
         try:
             stats = await self._grpc().get_inference_statistics(
                 model_name, as_json=True, client_timeout=self.timeout_s
             )
         except (InferenceServerException, grpc.RpcError) as exc:
             raise _translate(exc, model_name) from exc
-        return stats.get("model_stats", [])
+        counts: Counter = Counter()
+        for entry in stats.get("model_stats", []):
+            for kind, stat in entry.get("inference_stats", {}).items():
+                counts[kind] += int(stat.get("count", 0))
+        return counts
 
     async def inference_count(self, model_name: str) -> int:
         """Requests the model computed since the server started (answered from the cache: excluded)."""
-        hits, _ = await self.cache_counts(model_name)
-        succeeded = sum(
-            int(entry.get("inference_stats", {}).get("success", {}).get("count", 0))
-            for entry in await self._model_stats(model_name)
-        )
-        return succeeded - hits
+        counts = await self._request_counts(model_name)
+        return counts["success"] - counts["cache_hit"]
 
     async def cache_counts(self, model_name: str) -> tuple[int, int]:
         """(hits, misses) of Triton's response cache for the model, over all its versions."""
-        hits = misses = 0
-        for entry in await self._model_stats(model_name):
-            stats = entry.get("inference_stats", {})
-            hits += int(stats.get("cache_hit", {}).get("count", 0))
-            misses += int(stats.get("cache_miss", {}).get("count", 0))
-        return hits, misses
+        counts = await self._request_counts(model_name)
+        return counts["cache_hit"], counts["cache_miss"]
 
     # ---- model control (explicit mode; used by the rollout activities) ------------------
     async def load_model(self, model_name: str) -> None:

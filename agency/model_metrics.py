@@ -79,6 +79,16 @@ def parse_triton_metrics(text: str) -> dict[tuple[str, str], ModelMetrics]:
     return models
 
 
+def cache_hit_ratios(metrics: dict[tuple[str, str], ModelMetrics]) -> dict[str, float]:
+    """Response-cache hits / lookups per model, over all its versions (models with lookups only)."""
+    hits: dict[str, float] = {}
+    lookups: dict[str, float] = {}
+    for m in metrics.values():
+        hits[m.model] = hits.get(m.model, 0) + m.cache_hits
+        lookups[m.model] = lookups.get(m.model, 0) + m.cache_hits + m.cache_misses
+    return {model: hits[model] / total for model, total in lookups.items() if total}
+
+
 async def scrape_triton_metrics(url: str, *, timeout_s: float = 3.0) -> str:
     """Raw Prometheus text from Triton's metrics endpoint."""
     try:

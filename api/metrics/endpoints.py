@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from agency.model_metrics import MetricsUnavailable, parse_triton_metrics, scrape_triton_metrics
+from agency.model_metrics import (
+    MetricsUnavailable,
+    cache_hit_ratios,
+    parse_triton_metrics,
+    scrape_triton_metrics,
+)
 from agency.security.rbac import Permission
 from agency.telemetry import prometheus_text, record_cache_hit_ratio, record_triton_scrape
 from api.auth.principal import requires
@@ -32,13 +37,7 @@ async def read_metrics(request: Request) -> PlainTextResponse:
         record_triton_scrape(ok=True)
     except MetricsUnavailable:
         record_triton_scrape(ok=False)
-    per_model: dict[str, list[float]] = {}
-    for metrics in parse_triton_metrics(triton_text).values():
-        hits_and_lookups = per_model.setdefault(metrics.model, [0.0, 0.0])
-        hits_and_lookups[0] += metrics.cache_hits
-        hits_and_lookups[1] += metrics.cache_hits + metrics.cache_misses
-    for model, (hits, lookups) in per_model.items():
-        if lookups:
-            record_cache_hit_ratio(model, hits / lookups)
+    for model, ratio in cache_hit_ratios(parse_triton_metrics(triton_text)).items():
+        record_cache_hit_ratio(model, ratio)
     # Triton's own series keep their nv_ names, so existing Triton dashboards work unchanged.
     return PlainTextResponse(prometheus_text() + triton_text, media_type=PROMETHEUS_TEXT)

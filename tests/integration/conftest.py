@@ -6,6 +6,7 @@ Each service binds to 127.0.0.1 on a free port and is stopped even when tests fa
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -14,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,24 +56,47 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    # Prepared models are cached in the real data dir (conversion happens once per machine).
-    prepare_models(get_settings(), progress=lambda msg: None)
-    logs = tmp_path_factory.mktemp("triton")
-    # A fresh rendered repository per session: rollouts in one run never leak into the next.
-    server = TritonServer(
-        get_settings().model_copy(update={"triton_home_dir": logs / "home"}),
+def private_triton_server(directory: Path) -> TritonServer:
+    """A Triton on free ports with a rendered repository of its own under ``directory``, so
+    rollouts and restarts in one test never reach another; the caller starts and stops it."""
+    return TritonServer(
+        get_settings().model_copy(update={"triton_home_dir": directory / "home"}),
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
-        log_path=logs / "triton.log",
+        log_path=directory / "triton.log",
     )
+
+
+@contextmanager
+def running_triton(directory: Path) -> Iterator[TritonServer]:
+    """``private_triton_server``, started, and stopped however the test ends."""
+    server = private_triton_server(directory)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+async def settled_count(client: TritonInference, model: str, expected: int, timeout_s: float = 5.0) -> int:
+    """Triton's computed-request count once it reaches ``expected`` (or the timeout passes).
+
+    The server records a request's statistics after its response has gone out, so a count read
+    right after the last response can still lag by a few requests.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (count := await client.inference_count(model)) < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return count
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    # Prepared models are cached in the real data dir (conversion happens once per machine).
+    prepare_models(get_settings(), progress=lambda msg: None)
+    with running_triton(tmp_path_factory.mktemp("triton")) as server:
+        yield server
 
 
 @dataclass

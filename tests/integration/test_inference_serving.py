@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import api_client
+from conftest import api_client, settled_count
 
 from agency.inference import TenantPriorities, TritonInference
 from agency.model_metrics import parse_triton_metrics, scrape_triton_metrics
@@ -19,24 +19,14 @@ pytestmark = pytest.mark.integration
 SYSTEM = "You are a marketing copywriter."
 
 
-async def settled_count(client: TritonInference, model: str, previous: int | None = None) -> int:
-    """Triton records statistics just after responding; give them a moment to settle."""
-    count = await client.inference_count(model)
-    for _ in range(20):
-        await asyncio.sleep(0.1)
-        again = await client.inference_count(model)
-        if again == count and (previous is None or again != previous or _ > 5):
-            return again
-        count = again
-    return count
-
-
 async def test_identical_generation_is_answered_from_the_cache(inference: TritonInference) -> None:
     prompt = f"Write a tagline for a rain jacket (cache test {uuid.uuid4().hex[:6]})."
     params = dict(system=SYSTEM, max_tokens=24, temperature=0.8, seed=1234)
 
+    before = await inference.inference_count("content_generator")
     first = await inference.generate(prompt, **params)
-    computed = await settled_count(inference, "content_generator")
+    computed = await settled_count(inference, "content_generator", before + 1)
+    assert computed == before + 1
     hits_before, _ = await inference.cache_counts("content_generator")
 
     again = await inference.generate(prompt, **params)
@@ -49,8 +39,7 @@ async def test_identical_generation_is_answered_from_the_cache(inference: Triton
 
     # Another seed is another sample: computed, not served from the cache.
     await inference.generate(prompt, **{**params, "seed": 99})
-    await asyncio.sleep(0.5)
-    assert await inference.inference_count("content_generator") == computed + 1
+    assert await settled_count(inference, "content_generator", computed + 1) == computed + 1
 
 
 async def test_a_flooding_tenant_does_not_starve_another(triton: TritonServer) -> None:

@@ -13,12 +13,11 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from api_flow import record_workflow_history
-from conftest import free_port, running_workers
+from conftest import running_triton, running_workers
 
 from agency.contracts import CanaryPolicy, ModelRolloutInput, ModelRolloutResult
 from agency.db.models import AuditEvent
 from agency.inference import TritonInference
-from agency.settings import get_settings
 from agency.triton_server import TritonServer
 from workflows.model_rollout import ModelRolloutWorkflow
 
@@ -30,19 +29,8 @@ MODEL = "content_generator"
 @pytest.fixture(scope="module")
 def rollout_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     """A Triton of its own: rollouts change what it serves, other tests must not see that."""
-    home = tmp_path_factory.mktemp("rollout-triton")
-    server = TritonServer(
-        get_settings().model_copy(update={"triton_home_dir": home / "home"}),
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        log_path=home / "triton.log",
-    )
-    server.start()
-    try:
+    with running_triton(tmp_path_factory.mktemp("rollout-triton")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

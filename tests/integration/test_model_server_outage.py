@@ -13,10 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from api_flow import finished, in_phase, record_history, start_campaign, wait_for
-from conftest import api_client, free_port, running_workers, sandbox_client
+from conftest import api_client, running_triton, running_workers, sandbox_client
 
 from agency.db.models import AuditEvent, ContentItem, ContentVersion
-from agency.settings import get_settings
 from agency.triton_server import TritonServer
 
 pytestmark = pytest.mark.integration
@@ -25,18 +24,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def own_triton(tmp_path) -> Iterator[TritonServer]:
     """A Triton this test may kill."""
-    server = TritonServer(
-        get_settings().model_copy(update={"triton_home_dir": tmp_path / "triton-home"}),
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        log_path=tmp_path / "triton.log",
-    )
-    server.start()
-    try:
+    with running_triton(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def kill_hard(server: TritonServer) -> None:

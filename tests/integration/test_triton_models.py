@@ -8,12 +8,11 @@ import math
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, private_triton_server, settled_count
 
 from agency.inference import Generation, InferenceUnavailable, TritonInference
 from agency.models_prep import models_ready, prepare_models, read_manifest
@@ -24,14 +23,6 @@ pytestmark = pytest.mark.integration
 
 SYSTEM = "You are a marketing copywriter."
 COMMON_WORDS = {"the", "a", "and", "to", "your", "our", "you", "with", "for", "of", "is", "in", "it"}
-
-
-def start_server(settings: Settings, log_path: Path) -> TritonServer:
-    server = TritonServer(
-        settings, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), log_path=log_path
-    )
-    server.start()
-    return server
 
 
 def process_group_alive(pgid: int) -> bool:
@@ -92,18 +83,6 @@ async def test_greedy_generation_is_reproducible(client: TritonInference) -> Non
     first = await generate(client, prompt, temperature=0.0)
     second = await generate(client, prompt, temperature=0.0)
     assert first == second
-
-
-async def settled_count(client: TritonInference, model: str, expected: int, timeout_s: float = 5.0) -> int:
-    """Triton's inference count once it reaches ``expected`` (or the timeout passes).
-
-    The server records a request's statistics after its response has gone out, so a count read
-    right after the last response can still lag by a few requests.
-    """
-    deadline = time.monotonic() + timeout_s
-    while (count := await client.inference_count(model)) < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    return count
 
 
 async def test_concurrent_requests_all_succeed_and_are_counted(client: TritonInference) -> None:
@@ -194,7 +173,7 @@ def test_startup_failure_names_the_log_file(settings: Settings, tmp_path: Path) 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         server = TritonServer(
-            settings,
+            settings.model_copy(update={"triton_home_dir": tmp_path / "home"}),
             http_port=busy.getsockname()[1],
             grpc_port=free_port(),
             metrics_port=free_port(),
@@ -209,7 +188,8 @@ def test_startup_failure_names_the_log_file(settings: Settings, tmp_path: Path) 
 
 
 async def test_stopped_server_raises_unavailable(settings: Settings, tmp_path: Path) -> None:
-    server = start_server(settings, tmp_path / "triton.log")
+    server = private_triton_server(tmp_path)
+    server.start()
     client = TritonInference(server.grpc_url, timeout_s=10)
     try:
         assert (await generate(client, "Write a slogan for a tea shop.", max_tokens=8)).text

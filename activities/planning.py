@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.errors import business_error
-from agency.agents.budget import allocate_budget
+from agency.agents.budget import allocate_budget, allocate_from_market
 from agency.agents.calendar import build_calendar
 from agency.agents.compliance import check_compliance
 from agency.agents.planning import plan_campaign
@@ -20,10 +20,12 @@ from agency.contracts import (
     ComplianceRequest,
     ComplianceResult,
     ContentCalendar,
+    MarketAssessment,
     PlanRequest,
 )
+from agency.db.decisions import DecisionRepository
 from agency.db.repository import CampaignRepository
-from agency.serialization import to_json
+from agency.serialization import from_json, to_json
 
 
 class PlanningActivities:
@@ -52,8 +54,22 @@ class PlanningActivities:
 
     @activity.defn(name=ActivityName.ALLOCATE_BUDGET)
     async def allocate_budget(self, req: BudgetRequest) -> BudgetAllocation:
+        market = None
+        if req.fit_id:
+            async with self._sessions() as session:
+                record = await DecisionRepository(session).get_fit(req.fit_id)
+            if record is not None:
+                market = from_json(MarketAssessment, record.gate["assessment"])
         try:
-            allocation = allocate_budget(req)
+            if market is not None and market.evidence == "sufficient":
+                record_allocation = record.gate.get("allocation", [])
+                allocation = allocate_from_market(req, market, record_allocation)
+            else:
+                allocation = allocate_budget(req)
+                if market is not None:
+                    allocation.notes.insert(
+                        0, f"Market model: {market.evidence} evidence ({market.reason}); benchmark split used."
+                    )
         except ValueError as err:
             raise business_error(err) from err
         async with self._sessions() as session, session.begin():
@@ -65,7 +81,7 @@ class PlanningActivities:
                 action="budget.allocated",
                 subject_type="campaign",
                 subject_id=req.campaign_id,
-                detail={"total_budget_cents": allocation.total_budget_cents},
+                detail={"total_budget_cents": allocation.total_budget_cents, "evidence": allocation.evidence},
             )
         return allocation
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.roi_report import RoiReportActivities
 from agency.agents.reporting import ReportInput, render_html, render_markdown, summarize
 from agency.contracts import (
     ActivityName,
@@ -21,6 +22,7 @@ from agency.contracts import (
     MetricsSnapshot,
     ReportRequest,
     ReportResult,
+    RoiReportRequest,
 )
 from agency.db.repository import CampaignRepository
 from agency.serialization import from_json
@@ -33,9 +35,16 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 class ReportActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], reports_dir: Path) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        reports_dir: Path,
+        *,
+        roi_reports: RoiReportActivities | None = None,
+    ) -> None:
         self._sessions = sessions
         self._reports_dir = reports_dir
+        self._roi_reports = roi_reports
 
     @activity.defn(name=ActivityName.BUILD_REPORT)
     async def build_report(self, req: ReportRequest) -> ReportResult:
@@ -91,7 +100,17 @@ class ReportActivities:
                 subject_id=req.campaign_id,
                 detail={"outcome": req.outcome},
             )
-        return ReportResult(campaign_id=req.campaign_id, html_path=str(html_path), summary_path=str(summary_path))
+        result = ReportResult(campaign_id=req.campaign_id, html_path=str(html_path), summary_path=str(summary_path))
+        if self._roi_reports is not None:
+            # The ROI analysis (HTML + PDF with charts) people read after the campaign.
+            roi = await self._roi_reports.build(
+                RoiReportRequest(
+                    report_id=f"rpt_{req.campaign_id}", tenant=report_input.brief.tenant, scope="campaign",
+                    campaign_id=req.campaign_id, trigger="campaign",
+                )
+            )
+            result.report_id, result.pdf_path = roi.report_id, roi.pdf_path
+        return result
 
     def all(self) -> list:
         return [self.build_report]

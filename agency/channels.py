@@ -7,8 +7,8 @@ Error split, so activities can map them onto Temporal retry policy:
 * :class:`ChannelUnavailable` — 5xx, 429, timeouts, connection errors, unreadable replies.
   Retryable; ``retry_after_s`` carries the server's ``Retry-After`` when it sent one.
 
-Publishing is safe to retry: every request carries ``Idempotency-Key``, and a replay comes back
-as the original post with ``PublishResult.duplicate = True``.
+Publishing and budget changes are safe to retry: every request carries ``Idempotency-Key``,
+and a replay comes back as the original answer (``PublishResult.duplicate = True`` for posts).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import email.utils
 import time
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -133,6 +134,25 @@ class ChannelClient:
             url=str(post.get("url", "")),
             duplicate=replayed,
         )
+
+    async def update_budget(
+        self, external_id: str, budget_cents: int, *, idempotency_key: str
+    ) -> dict:
+        """Set a live post's TOTAL paid budget (spend so far included); returns the post.
+
+        A total below what the post already spent is refused (:class:`ChannelRejected`, code
+        ``budget_below_spend``); a replayed key returns the first answer's post unchanged.
+        """
+        response = await self._request(
+            "PATCH",
+            f"/v1/posts/{quote(external_id, safe='')}",
+            headers={"Idempotency-Key": idempotency_key},
+            json={"budget_cents": budget_cents},
+        )
+        post = _json_object(response)
+        if not post.get("id"):
+            raise ChannelUnavailable(f"channel reply has no post id (HTTP {response.status_code})")
+        return post
 
     async def fetch_metrics(self, item_id: str, channel: str, external_id: str) -> ItemMetrics:
         """Cumulative metrics of a published post."""

@@ -7,10 +7,12 @@ clear message to stderr and exit non-zero; only real bugs show a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -340,6 +342,68 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         stack.stop()
 
 
+def cmd_market_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """Weekly spend and outcome of a simulated market with known truth, as CSV (+ truth JSON)."""
+    from agency.mmm.history import scaled_market, to_csv, truth_dict
+    from agency.mmm.simulator import random_market, simulate
+
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    spec = random_market(
+        args.seed, n_channels=args.channels, weeks=args.weeks, spend_variation=args.spend_variation,
+        channel_names=names,
+    )
+    if args.weekly_spend:
+        spec = scaled_market(spec, args.weekly_spend)
+    text = to_csv(simulate(spec))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.truth:
+        Path(args.truth).write_text(json.dumps(truth_dict(spec), indent=2), encoding="utf-8")
+    return 0
+
+
+def cmd_market_recommend(settings: Settings, args: argparse.Namespace) -> int:
+    """Fit a market CSV (as `market simulate` writes) and recommend a split of a future budget."""
+    import csv
+
+    import numpy as np
+
+    from agency.mmm.allocation import AllocationRequest, InsufficientEvidence, recommend
+    from agency.mmm.simulator import MarketData
+
+    with open(args.csv, encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    spend_cols = [i for i, h in enumerate(header) if h.endswith("_spend")]
+    data = MarketData(
+        channels=[header[i].removesuffix("_spend") for i in spend_cols],
+        week_starts=[r[0] for r in body],
+        spend=np.array([[float(r[i]) for i in spend_cols] for r in body]),
+        outcome=np.array([float(r[-1]) for r in body]),
+    )
+    try:
+        result = recommend(
+            data, AllocationRequest(total_budget=args.budget, horizon_weeks=args.weeks, ramp_limit=args.ramp_limit)
+        )
+    except ValueError as exc:
+        _eprint(f"agency: {exc}")
+        return 2
+    if isinstance(result, InsufficientEvidence):
+        print(result.reason)
+        for line in result.details:
+            print(f"  - {line}")
+        return 3
+    lo, hi = result.interval
+    print(f"expected media-driven outcome over {args.weeks} weeks: {result.expected_outcome:,.1f} (90%: {lo:,.1f}-{hi:,.1f})")
+    for a in result.allocations:
+        print(f"  {a.channel:14s} ${a.weekly_spend:>12,.2f}/week  {a.share:6.1%}  outcome {a.expected_outcome:>10,.1f}  mROI {a.marginal_roi:.4f}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description="Autonomous marketing agency backend.")
@@ -433,6 +497,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
     sandbox.set_defaults(handler=cmd_sandbox)
+
+    market = sub.add_parser("market", help="market simulator and the budget allocation agent on CSV files")
+    market_sub = market.add_subparsers(dest="market_command", required=True, metavar="ACTION")
+    simulate = market_sub.add_parser("simulate", help="weekly spend/outcome from known adstock + Hill curves, as CSV")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--channels", type=int, default=None, help="default: 3-6, drawn from the seed")
+    simulate.add_argument("--names", default="", help="comma-separated channel names (sets the count)")
+    simulate.add_argument("--weeks", type=int, default=104)
+    simulate.add_argument("--spend-variation", type=float, default=0.4, help="coefficient of variation of weekly spend")
+    simulate.add_argument("--weekly-spend", type=float, default=None, help="rescale to this total weekly spend ($)")
+    simulate.add_argument("--out", default="", help="CSV file (default: stdout)")
+    simulate.add_argument("--truth", default="", help="write the true parameters here as JSON")
+    simulate.set_defaults(handler=cmd_market_simulate)
+    recommend = market_sub.add_parser("recommend", help="fit a market CSV, run the recovery gate, split a budget")
+    recommend.add_argument("csv")
+    recommend.add_argument("--budget", type=float, required=True, help="total budget ($) over the horizon")
+    recommend.add_argument("--weeks", type=int, default=8, help="horizon in weeks")
+    recommend.add_argument("--ramp-limit", type=float, default=None)
+    recommend.set_defaults(handler=cmd_market_recommend)
 
     demo = sub.add_parser("demo", help="start the whole stack, run a demo campaign through the API, stop")
     demo.set_defaults(handler=cmd_demo)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 class WorkflowName:
     CAMPAIGN = "CampaignWorkflow"
     CONTENT_PIPELINE = "ContentPipelineWorkflow"
     MODEL_ROLLOUT = "ModelRolloutWorkflow"
+    ROI_REPORT = "RoiReportWorkflow"
+    SCHEDULED_REPORTS = "ScheduledReportsWorkflow"
 
 
 class CampaignHandler:
@@ -27,6 +30,8 @@ class CampaignHandler:
     REVIEW = "review"
     # Sent by content pipelines: the model server is down (waiting) or back.
     MODEL_SERVER_STATE = "model_server_state"
+    # A person approves or rejects a budget reallocation that exceeded the approval threshold.
+    DECIDE_REALLOCATION = "decide_reallocation"
 
 
 class ReviewErrorType:
@@ -35,6 +40,7 @@ class ReviewErrorType:
     UNKNOWN_ITEM = "UnknownContentItem"
     NOT_PENDING = "ContentItemNotPending"
     INVALID = "InvalidReview"
+    NO_PENDING_REALLOCATION = "NoPendingReallocation"
 
 
 # ---- activity names (workflows reference activities by name, never by import) ----------
@@ -64,6 +70,15 @@ class ActivityName:
     PROMOTE_CANDIDATE = "promote_model_candidate"
     ROLL_BACK_CANDIDATE = "roll_back_model_candidate"
     RECORD_ROLLOUT_STEP = "record_model_rollout_step"  # orchestration queue: audit
+    # Decision agents (orchestration queue unless noted).
+    FIT_MARKET_MODEL = "fit_market_model"  # fit response curves to the tenant's history + recovery gate
+    START_EXPERIMENTS = "start_experiments"
+    EVALUATE_EXPERIMENT = "evaluate_experiment"
+    PROPOSE_REALLOCATION = "propose_reallocation"
+    DECIDE_ALLOCATION_CHANGE = "decide_allocation_change"
+    APPLY_ITEM_BUDGETS = "apply_item_budgets"  # integrations queue: PATCH budgets on the channel
+    BUILD_ROI_REPORT = "build_roi_report"
+    LIST_REPORT_TENANTS = "list_report_tenants"
 
 
 class Channel(str, Enum):
@@ -110,6 +125,16 @@ class CampaignPhase(str, Enum):
 
 # ---- the brief ------------------------------------------------------------------------
 @dataclass
+class ChannelLimit:
+    """Campaign-total spend bounds for one channel; ``locked_cents`` fixes it exactly."""
+
+    channel: str
+    min_cents: int = 0
+    max_cents: int | None = None
+    locked_cents: int | None = None
+
+
+@dataclass
 class CampaignBrief:
     tenant: str
     product: str
@@ -121,6 +146,10 @@ class CampaignBrief:
     end_date: str  # YYYY-MM-DD
     name: str = ""
     key_claims: list[str] = field(default_factory=list)  # claims the copy may make, verbatim-checked
+    # Budget constraints per channel over the whole campaign (the allocation agent honours them).
+    channel_limits: list[ChannelLimit] = field(default_factory=list)
+    # What one conversion is worth; ROI = conversions x this / spend. 0: the tenant default.
+    conversion_value_cents: int = 0
 
 
 @dataclass
@@ -144,6 +173,27 @@ class CampaignTimings:
 
 
 @dataclass
+class DecisionPolicy:
+    """How the decision agents steer a running campaign; visible in its status and report."""
+
+    # Reallocations moving any channel's share by more than this need a person's approval.
+    reallocation_approval_threshold: float = 0.10
+    # Smaller moves than this are not worth a change (noise).
+    reallocation_min_change: float = 0.02
+    # Longest a channel's weekly spend may move vs the previous split (0.5 = ±50%).
+    ramp_limit: float = 0.5
+    # How long a reallocation waits for a decision before it expires (kept split applies).
+    reallocation_decision_timeout_s: float = 3600.0
+    experiment_mode: str = "ab"  # "ab" (two arms: sequential test) or "bandit" (Thompson sampling)
+    experiment_alpha: float = 0.05
+    # What a variant is judged on: "ctr" (clicks per impression) or "cvr" (conversions per click).
+    experiment_metric: str = "ctr"
+    experiment_prob_threshold: float = 0.95
+    # Default value of a conversion (cents) when the brief names none.
+    conversion_value_cents: int = 5_000
+
+
+@dataclass
 class TaskQueues:
     """One task queue per kind of work so each scales on its own."""
 
@@ -158,6 +208,7 @@ class CampaignInput:
     brief: CampaignBrief
     timings: CampaignTimings
     queues: TaskQueues
+    decisions: DecisionPolicy = field(default_factory=DecisionPolicy)
 
 
 # ---- planning -------------------------------------------------------------------------
@@ -180,10 +231,52 @@ class CampaignHistory:
 
 
 @dataclass
+class MarketRequest:
+    campaign_id: str
+    tenant: str
+    channels: list[str]
+    total_budget_cents: int
+    horizon_weeks: int
+    channel_limits: list[ChannelLimit] = field(default_factory=list)
+    ramp_limit: float | None = None
+
+
+@dataclass
+class ChannelInsight:
+    """What the tenant's fitted history says about one channel (numbers the plan cites)."""
+
+    channel: str
+    weeks_active: int
+    avg_weekly_spend_cents: int
+    conversions_per_dollar: float  # attributed conversions / spend over the history
+    marginal_conversions_per_dollar: float  # at the recent weekly spend
+    share_of_media_outcome: float
+    recommended_share: float | None = None  # from the allocation agent, when evidence suffices
+
+
+@dataclass
+class MarketAssessment:
+    """Result of fitting the tenant's market model and running the recovery gate."""
+
+    fit_id: str
+    evidence: str  # "sufficient" | "insufficient" | "none" (no history)
+    reason: str
+    weeks: int
+    channels: list[ChannelInsight] = field(default_factory=list)
+    r2: float | None = None
+    mape: float | None = None
+    peak_month: str = ""  # month with the highest fitted seasonal baseline, e.g. "November"
+    expected_conversions: float | None = None
+    interval: list[float] = field(default_factory=list)  # [low, high] 90%
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PlanRequest:
     campaign_id: str
     brief: CampaignBrief
     history: CampaignHistory
+    market: MarketAssessment | None = None
 
 
 @dataclass
@@ -213,6 +306,8 @@ class ChannelBudget:
     channel: str
     amount_cents: int
     share: float
+    expected_conversions: float | None = None
+    marginal_conversions_per_dollar: float | None = None
 
 
 @dataclass
@@ -220,6 +315,8 @@ class BudgetRequest:
     campaign_id: str
     total_budget_cents: int
     plan: CampaignPlan
+    market: MarketRequest | None = None  # fit the tenant's history; None: the prior split
+    fit_id: str = ""
 
 
 @dataclass
@@ -229,6 +326,10 @@ class BudgetAllocation:
     channels: list[ChannelBudget]
     method: str
     notes: list[str] = field(default_factory=list)
+    evidence: str = "prior"  # "fitted": from the tenant's market model; "prior": benchmarks only
+    expected_conversions: float | None = None
+    interval: list[float] = field(default_factory=list)
+    fit_id: str = ""
 
 
 @dataclass
@@ -471,6 +572,122 @@ class ItemStatus:
     external_id: str = ""
 
 
+# ---- steering a running campaign: reallocation and experiments --------------------------
+@dataclass
+class ReallocationRequest:
+    campaign_id: str
+    round: int
+    fit_id: str
+    current: list[ChannelBudget]
+    snapshot: MetricsSnapshot
+    policy: DecisionPolicy
+    rounds_left: int
+
+
+@dataclass
+class ReallocationProposal:
+    campaign_id: str
+    round: int
+    before_cents: dict[str, int]
+    after_cents: dict[str, int]
+    change: float  # largest absolute share change
+    status: str  # "applied" (small), "pending" (needs approval), "unchanged"
+    reason: str
+
+
+@dataclass
+class ReallocationDecision:
+    """Workflow update payload: a person approves or rejects a pending reallocation."""
+
+    round: int
+    approve: bool
+    reviewer: str
+    note: str = ""
+
+
+@dataclass
+class ReallocationOutcome:
+    round: int
+    status: str  # approved | rejected
+
+
+@dataclass
+class AllocationChangeDecision:
+    campaign_id: str
+    round: int
+    status: str  # approved | rejected | expired
+    decided_by: str
+    note: str = ""
+
+
+@dataclass
+class ExperimentArmRef:
+    arm_id: str  # content item id
+    external_id: str
+
+
+@dataclass
+class ExperimentSetup:
+    experiment_id: str
+    channel: str
+    mode: str
+    control: str
+    arms: list[ExperimentArmRef]
+
+
+@dataclass
+class StartExperimentsRequest:
+    campaign_id: str
+    published: list[PublishedRef]
+    policy: DecisionPolicy
+
+
+@dataclass
+class ExperimentRound:
+    campaign_id: str
+    experiment: ExperimentSetup
+    snapshot: MetricsSnapshot
+    policy: DecisionPolicy
+    state: dict[str, Any] = field(default_factory=dict)  # ExperimentState.to_dict() of the last peek
+    peeks: int = 0
+
+
+@dataclass
+class ExperimentOutcome:
+    experiment_id: str
+    channel: str
+    status: str  # running | winner | no_difference
+    winner: str | None
+    weights: dict[str, float]  # share of the channel's budget per arm for the next interval
+    reason: str
+    state: dict[str, Any] = field(default_factory=dict)
+    peeks: int = 0
+
+
+@dataclass
+class ItemBudgetsRequest:
+    campaign_id: str
+    round: int
+    channel_cents: dict[str, int]  # campaign-total budget per channel
+    arm_weights: dict[str, dict[str, float]]  # channel -> item -> weight (experiments)
+    snapshot: MetricsSnapshot
+
+
+@dataclass
+class ItemBudgetsResult:
+    updated: int
+    budgets: dict[str, int]  # item id -> total budget now set on the channel
+
+
+@dataclass
+class ExperimentStatus:
+    experiment_id: str
+    channel: str
+    status: str
+    winner: str | None
+    reason: str
+
+
 @dataclass
 class CampaignStatus:
     """Returned by the workflow's ``status`` query: live state at every step."""
@@ -487,6 +704,8 @@ class CampaignStatus:
     # True while content generation waits for the model server; never silent.
     degraded: bool = False
     degraded_reason: str = ""
+    experiments: list[ExperimentStatus] = field(default_factory=list)
+    pending_reallocation: ReallocationProposal | None = None
 
 
 @dataclass
@@ -501,6 +720,35 @@ class ReportResult:
     campaign_id: str
     html_path: str
     summary_path: str
+    report_id: str = ""  # the ROI report (HTML + PDF) recorded in the reports table
+    pdf_path: str = ""
+
+
+@dataclass
+class RoiReportRequest:
+    report_id: str
+    tenant: str
+    scope: str  # "campaign" | "tenant"
+    campaign_id: str = ""
+    trigger: str = "api"  # api | schedule | campaign
+
+
+@dataclass
+class RoiReportResult:
+    report_id: str
+    status: str
+    html_path: str
+    pdf_path: str
+
+
+@dataclass
+class ScheduledReportsInput:
+    trigger: str = "schedule"
+
+
+@dataclass
+class ScheduledReportsResult:
+    reports: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import secrets
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +29,12 @@ DEMO_ENV = {
     "AGENCY_APPROVAL_REMINDER_S": "120",
     "AGENCY_APPROVAL_TIMEOUT_S": "600",
     "AGENCY_GENERATION_MAX_TOKENS": "120",
+    "AGENCY_REALLOCATION_DECISION_TIMEOUT_S": "120",
 }
+# The demo tenant's two years of weekly history (simulated with known truth): the market model
+# is fitted on it, so the budget split comes from the tenant's own data.
+DEMO_HISTORY_SEED = 11
+DEMO_HISTORY_WEEKLY_SPEND = 3_000.0
 
 PHASES = [
     CampaignPhase.PLANNING,
@@ -171,6 +177,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     token = sign_in_local_owner(settings, base, DEMO_TENANT)
     print(f"signed in as an owner of tenant {DEMO_TENANT} (POST /v1/auth/token)")
     with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
+        _upload_history(api, demo_brief(date.today())["channels"])
         response = api.post("/v1/campaigns", json=demo_brief(date.today()))
         if response.status_code != 202:
             raise DemoFailed(f"POST /v1/campaigns -> {response.status_code}: {response.text}")
@@ -181,6 +188,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
         started = time.monotonic()
         last_line = ""
         reviewed = False
+        decided_rounds: set[int] = set()
         view: dict = {}
         while time.monotonic() - started < timeout_s:
             view = api.get(f"/v1/campaigns/{campaign_id}").json()
@@ -207,6 +215,10 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
                         raise DemoFailed(f"approval of {item['item_id']} -> {result.status_code}: {result.text}")
                     print(f"  {decision:7s} {item['item_id']}  ({note})")
                 print()
+            pending = view.get("pending_reallocation")
+            if pending and pending["round"] not in decided_rounds:
+                decided_rounds.add(pending["round"])
+                _decide_reallocation(api, campaign_id, pending)
             if view["status"] in CLOSED and not view["live"]:
                 break
             time.sleep(poll_s)
@@ -219,11 +231,16 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
 
         content = api.get(f"/v1/campaigns/{campaign_id}/content").json()
         report = api.get(f"/v1/campaigns/{campaign_id}/report").json()
+        allocation = api.get(f"/v1/campaigns/{campaign_id}/allocation").json()
+        experiments = api.get(f"/v1/campaigns/{campaign_id}/experiments").json()
+        tenant_report = _tenant_report(api, timeout_s=120)
         trail = api.get("/v1/audit", params={"limit": 200}).json()["events"]
 
     generated = _generation_count(settings) - generated_before
     print("\n==================== summary ====================")
     print(report["markdown"])
+    print("\n==================== decisions ==================")
+    _print_decisions(allocation, experiments)
     print("\n==================== content ====================")
     _print_content(content)
     print("\n==================== where to look ==============")
@@ -235,6 +252,9 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     actors = sorted({e["actor"].split(":")[0] if e["actor"].startswith("user:") else e["actor"] for e in trail})
     print(f"audit trail:  {len(trail)} newest records of the tenant (GET /v1/audit), by {', '.join(actors)}")
     print(f"report:       {report['html_path']}")
+    roi_dir = Path(report["html_path"]).parent
+    print(f"ROI report:   {roi_dir / f'rpt_{campaign_id}.html'}  and  .pdf (charts; GET /v1/reports/rpt_{campaign_id})")
+    print(f"tenant ROI:   {tenant_report['pdf_path']}  (POST /v1/reports, scope tenant)")
     print(f"API:          {base}/v1/campaigns/{campaign_id}   (docs: {base}/docs)")
     print(
         f"Temporal UI:  http://{settings.bind_host}:{settings.temporal_ui_port}"
@@ -245,6 +265,68 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     if not chain.ok:
         raise DemoFailed(f"audit chain broken at record {chain.bad_record_id}: {chain.reason}")
     return 0
+
+
+def _upload_history(api: httpx.Client, channels: list[str]) -> None:
+    from agency.mmm.history import api_rows, simulated_history, tenant_market
+
+    spec = tenant_market(channels, weekly_spend_total=DEMO_HISTORY_WEEKLY_SPEND, seed=DEMO_HISTORY_SEED)
+    rows = api_rows(simulated_history(spec))
+    response = api.put("/v1/market/weeks", json={"weeks": rows})
+    if response.status_code != 200:
+        raise DemoFailed(f"PUT /v1/market/weeks -> {response.status_code}: {response.text}")
+    print(f"uploaded {len(rows)} weeks of marketing history (PUT /v1/market/weeks; simulated, seed {DEMO_HISTORY_SEED})")
+
+
+def _decide_reallocation(api: httpx.Client, campaign_id: str, pending: dict) -> None:
+    """The demo's marketing lead approves a reallocation the agent could not apply on its own."""
+    print(f"\nbudget reallocation waiting for approval (round {pending['round']}, largest share change "
+          f"{pending['change']:.1%}):")
+    for channel, before in pending["before_cents"].items():
+        print(f"  {channel:8s} ${before / 100:>10,.2f} -> ${pending['after_cents'][channel] / 100:>10,.2f}")
+    result = api.post(
+        f"/v1/campaigns/{campaign_id}/reallocations",
+        json={"round": pending["round"], "decision": "approve", "note": "demo: follow the measured returns"},
+    )
+    if result.status_code not in (200, 409):  # 409: it expired or was decided meanwhile
+        raise DemoFailed(f"reallocation decision -> {result.status_code}: {result.text}")
+    print(f"  approve -> {result.status_code} (POST /v1/campaigns/{{id}}/reallocations)\n")
+
+
+def _tenant_report(api: httpx.Client, *, timeout_s: float) -> dict:
+    response = api.post("/v1/reports", json={"scope": "tenant"})
+    if response.status_code != 202:
+        raise DemoFailed(f"POST /v1/reports -> {response.status_code}: {response.text}")
+    report_id = response.json()["report_id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        view = api.get(f"/v1/reports/{report_id}").json()
+        if view["status"] == "ready":
+            pdf = api.get(view["pdf_url"])
+            if pdf.status_code != 200 or not pdf.content.startswith(b"%PDF"):
+                raise DemoFailed(f"GET {view['pdf_url']} -> {pdf.status_code}")
+            return {**view, "pdf_path": f"{report_id}.pdf ({len(pdf.content):,} bytes via {view['pdf_url']})"}
+        if view["status"] == "failed":
+            raise DemoFailed(f"tenant report failed: {view['error']}")
+        time.sleep(0.5)
+    raise DemoFailed("tenant report not ready in time")
+
+
+def _print_decisions(allocation: dict, experiments: list[dict]) -> None:
+    market = allocation.get("market") or {}
+    budget = allocation.get("budget") or {}
+    print(f"market model: evidence {market.get('evidence', '-')}: {market.get('reason', '')}")
+    print(f"budget ({budget.get('evidence', '-')}): {budget.get('method', '')}")
+    for note in budget.get("notes", []):
+        print(f"  {note}")
+    for change in allocation.get("changes", []):
+        print(f"reallocation round {change['round']}: {change['status']} (change {change['change']:.1%}, "
+              f"by {change['decided_by'] or '-'})")
+    for e in experiments:
+        print(f"experiment {e['experiment_id']} [{e['mode']}, {e['metric']}]: {e['status']}"
+              + (f", winner {e['winner']}" if e["winner"] else ""))
+        print(f"  rule: {e['threshold']}")
+        print(f"  {e['reason']}")
 
 
 def apply_demo_environment() -> None:

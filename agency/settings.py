@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     approval_reminder_s: float = 24 * 3600
     metrics_interval_s: float = 3600
     metrics_rounds: int = 3
+    # Decision agents: value of a conversion when a brief names none (ROI = conversions x value / spend),
+    # how far a reallocation may move a share before a person must approve, and how long one waits.
+    conversion_value_cents: int = 5_000
+    reallocation_approval_threshold: float = 0.10
+    reallocation_min_change: float = 0.02
+    reallocation_decision_timeout_s: float = 3600
+    experiment_mode: str = "ab"
+    # Tenant ROI reports: a Temporal Schedule runs ScheduledReportsWorkflow this often (0: off).
+    report_schedule_interval_s: float = 7 * 24 * 3600
 
     generation_max_tokens: int = 160
     generation_temperature: float = 0.7

@@ -20,7 +20,9 @@ from api.auth.principal import Authenticator
 from api.campaigns import endpoints as campaigns
 from api.drafts import endpoints as drafts
 from api.errors import install_error_handlers
+from api.market import endpoints as market
 from api.metrics import endpoints as metrics
+from api.reports import endpoints as reports
 from api.model_gate import ModelGate
 from api.temporal_gateway import TemporalGateway
 
@@ -34,6 +36,8 @@ ROUTERS = [
     api_keys.router,
     audit.router,
     metrics.router,
+    reports.router,
+    market.router,
 ]
 
 

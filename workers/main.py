@@ -38,19 +38,28 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
     graceful = timedelta(seconds=settings.activity_timeout_s)
     if "orchestration" in kinds:
         from activities.campaign_store import CampaignStoreActivities
+        from activities.experiments import ExperimentActivities
+        from activities.market import MarketActivities
         from activities.model_rollout import RolloutAuditActivities
         from activities.planning import PlanningActivities
         from activities.reporting import ReportActivities
+        from activities.roi_report import RoiReportActivities
         from agency.db.session import create_engine, resolve_database_url, session_factory
         from workflows import ALL_WORKFLOWS
 
         engine = create_engine(resolve_database_url(settings))
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
+        roi_reports = RoiReportActivities(
+            sessions, settings.reports_dir, conversion_value_cents=settings.conversion_value_cents
+        )
         activities = [
             *CampaignStoreActivities(sessions).all(),
             *PlanningActivities(sessions).all(),
-            *ReportActivities(sessions, settings.reports_dir).all(),
+            *ReportActivities(sessions, settings.reports_dir, roi_reports=roi_reports).all(),
+            *roi_reports.all(),
+            *MarketActivities(sessions).all(),
+            *ExperimentActivities(sessions).all(),
             *RolloutAuditActivities(sessions).all(),
         ]
         workers.append(
@@ -127,6 +136,10 @@ async def serve(settings: Settings, kinds: list[str], stop: asyncio.Event) -> No
         workers = await build_workers(client, settings, kinds, stack)
         for worker in workers:
             await stack.enter_async_context(worker)
+        if "orchestration" in kinds:
+            from workers.schedules import ensure_report_schedule
+
+            await ensure_report_schedule(client, settings)
         log.info("workers polling: %s", ", ".join(w.task_queue for w in workers))
         await stop.wait()
         log.info("shutting down workers (in-flight activities may finish)")

@@ -3,7 +3,22 @@
 from workflows.campaign import CampaignWorkflow
 from workflows.content_pipeline import ContentPipelineWorkflow
 from workflows.model_rollout import ModelRolloutWorkflow
+from workflows.roi_report import RoiReportWorkflow
+from workflows.scheduled_reports import ScheduledReportsWorkflow
 
-ALL_WORKFLOWS = [CampaignWorkflow, ContentPipelineWorkflow, ModelRolloutWorkflow]
+ALL_WORKFLOWS = [
+    CampaignWorkflow,
+    ContentPipelineWorkflow,
+    ModelRolloutWorkflow,
+    RoiReportWorkflow,
+    ScheduledReportsWorkflow,
+]
 
-__all__ = ["ALL_WORKFLOWS", "CampaignWorkflow", "ContentPipelineWorkflow", "ModelRolloutWorkflow"]
+__all__ = [
+    "ALL_WORKFLOWS",
+    "CampaignWorkflow",
+    "ContentPipelineWorkflow",
+    "ModelRolloutWorkflow",
+    "RoiReportWorkflow",
+    "ScheduledReportsWorkflow",
+]

@@ -34,6 +34,14 @@ def generation(timings: CampaignTimings) -> dict:
     }
 
 
+def compute(timings: CampaignTimings) -> dict:
+    """Options for agents that fit models (seconds of CPU): the generation limit, not the short one."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=max(timings.generation_timeout_s, timings.activity_timeout_s)),
+        "retry_policy": DEFAULT_RETRY,
+    }
+
+
 def model_server_attempts(timings: CampaignTimings) -> dict:
     """Inference with few attempts: after them the pipeline reports the campaign degraded
     and waits for the model server instead of failing."""

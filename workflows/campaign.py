@@ -15,6 +15,21 @@ from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_e
 
 from agency.contracts import (
     ActivityName,
+    AllocationChangeDecision,
+    ChannelBudget,
+    ExperimentOutcome,
+    ExperimentRound,
+    ExperimentSetup,
+    ExperimentStatus,
+    ItemBudgetsRequest,
+    ItemBudgetsResult,
+    MarketAssessment,
+    MarketRequest,
+    ReallocationDecision,
+    ReallocationOutcome,
+    ReallocationProposal,
+    ReallocationRequest,
+    StartExperimentsRequest,
     ApprovalState,
     BudgetAllocation,
     BudgetRequest,
@@ -55,6 +70,13 @@ from workflows.content_pipeline import ContentPipelineWorkflow
 
 # Patch ids (workflow.patched): histories recorded before a change replay the old branch.
 RECORD_OUTCOME_OF_WRAPPED_ERRORS = "record-outcome-of-wrapped-errors"
+# Plan and budget from the tenant's fitted market model (recovery-gated) instead of priors only.
+MARKET_MODEL = "market-model"
+# While measuring: evaluate A/B tests / bandits and propose budget reallocations each round.
+STEER_WHILE_MEASURING = "steer-while-measuring"
+
+REALLOCATION_PENDING = "pending"
+REALLOCATION_APPLIED = "applied"
 
 
 def root_cause_message(err: BaseException) -> str:
@@ -79,6 +101,9 @@ class CampaignWorkflow:
         self._error = ""
         # Content items waiting for the model server, with the reason their pipeline reported.
         self._waiting_for_model: dict[str, str] = {}
+        self._experiments: dict[str, ExperimentStatus] = {}
+        self._pending_reallocation: ReallocationProposal | None = None
+        self._reallocation_decision: ReallocationDecision | None = None
 
     # ---- queries, signals, updates ---------------------------------------------------
     @workflow.query(name=CampaignHandler.STATUS)
@@ -100,6 +125,8 @@ class CampaignWorkflow:
                 if self._waiting_for_model
                 else ""
             ),
+            experiments=list(self._experiments.values()),
+            pending_reallocation=self._pending_reallocation,
         )
 
     @workflow.signal(name=CampaignHandler.PAUSE)
@@ -116,6 +143,23 @@ class CampaignWorkflow:
             self._waiting_for_model.pop(state.item_id, None)
         else:
             self._waiting_for_model[state.item_id] = state.reason or "model server unavailable"
+
+    @workflow.update(name=CampaignHandler.DECIDE_REALLOCATION)
+    async def decide_reallocation(self, decision: ReallocationDecision) -> ReallocationOutcome:
+        # The measuring loop records the decision and applies it; this only hands it over.
+        self._reallocation_decision = decision
+        return ReallocationOutcome(round=decision.round, status="approved" if decision.approve else "rejected")
+
+    @decide_reallocation.validator
+    def _validate_reallocation(self, decision: ReallocationDecision) -> None:
+        pending = self._pending_reallocation
+        if pending is None or pending.round != decision.round or self._reallocation_decision is not None:
+            raise ApplicationError(
+                f"no reallocation for round {decision.round} is waiting for a decision",
+                type=ReviewErrorType.NO_PENDING_REALLOCATION,
+            )
+        if not decision.reviewer.strip():
+            raise ApplicationError("reviewer is required", type=ReviewErrorType.INVALID)
 
     @workflow.update(name=CampaignHandler.REVIEW)
     async def review(self, decision: ReviewDecision) -> ReviewOutcome:
@@ -188,9 +232,18 @@ class CampaignWorkflow:
         history = await self._activity(
             ActivityName.LOAD_CAMPAIGN_HISTORY, inp.campaign_id, result_type=CampaignHistory
         )
+        market: MarketAssessment | None = None
+        if workflow.patched(MARKET_MODEL):
+            market = await workflow.execute_activity(
+                ActivityName.FIT_MARKET_MODEL,
+                self._market_request(inp),
+                task_queue=inp.queues.orchestration,
+                result_type=MarketAssessment,
+                **activity_options.compute(inp.timings),
+            )
         plan = await self._activity(
             ActivityName.PLAN_CAMPAIGN,
-            PlanRequest(campaign_id=inp.campaign_id, brief=inp.brief, history=history),
+            PlanRequest(campaign_id=inp.campaign_id, brief=inp.brief, history=history, market=market),
             result_type=CampaignPlan,
         )
 
@@ -198,7 +251,10 @@ class CampaignWorkflow:
         budget = await self._activity(
             ActivityName.ALLOCATE_BUDGET,
             BudgetRequest(
-                campaign_id=inp.campaign_id, total_budget_cents=inp.brief.total_budget_cents, plan=plan
+                campaign_id=inp.campaign_id,
+                total_budget_cents=inp.brief.total_budget_cents,
+                plan=plan,
+                fit_id=market.fit_id if market is not None else "",
             ),
             result_type=BudgetAllocation,
         )
@@ -246,6 +302,21 @@ class CampaignWorkflow:
         published = await self._publish_approved(inp, budget)
 
         await self._enter(CampaignPhase.MEASURING)
+        steering = bool(published) and workflow.patched(STEER_WHILE_MEASURING)
+        experiments: list[ExperimentSetup] = []
+        if steering:
+            experiments = await self._activity(
+                ActivityName.START_EXPERIMENTS,
+                StartExperimentsRequest(campaign_id=inp.campaign_id, published=published, policy=inp.decisions),
+                result_type=list[ExperimentSetup],
+            )
+            for exp in experiments:
+                self._experiments[exp.experiment_id] = ExperimentStatus(
+                    experiment_id=exp.experiment_id, channel=exp.channel, status="running", winner=None,
+                    reason="waiting for the first metrics round",
+                )
+        outcomes: dict[str, ExperimentOutcome] = {}
+        allocation = list(budget.channels)
         for round_no in range(1, inp.timings.metrics_rounds + 1):
             if not published:
                 break
@@ -259,6 +330,8 @@ class CampaignWorkflow:
             )
             await self._activity(ActivityName.SAVE_METRICS, snapshot)
             self._metrics_rounds = round_no
+            if steering:
+                allocation = await self._steer(inp, round_no, snapshot, experiments, outcomes, allocation, budget.fit_id)
 
         await self._enter(CampaignPhase.REPORTING)
         report = await self._activity(
@@ -359,6 +432,130 @@ class CampaignWorkflow:
                 PublishedRef(item_id=item.item_id, channel=item.channel, external_id=result.external_id)
             )
         return published
+
+    def _market_request(self, inp: CampaignInput) -> MarketRequest:
+        weeks = max(1, -(-self._duration_days(inp) // 7))
+        return MarketRequest(
+            campaign_id=inp.campaign_id,
+            tenant=inp.brief.tenant,
+            channels=list(inp.brief.channels),
+            total_budget_cents=inp.brief.total_budget_cents,
+            horizon_weeks=weeks,
+            channel_limits=list(inp.brief.channel_limits),
+            ramp_limit=inp.decisions.ramp_limit,
+        )
+
+    @staticmethod
+    def _duration_days(inp: CampaignInput) -> int:
+        # ISO dates; plain arithmetic keeps the workflow free of datetime parsing surprises.
+        from datetime import date
+
+        start, end = date.fromisoformat(inp.brief.start_date), date.fromisoformat(inp.brief.end_date)
+        return max(1, (end - start).days + 1)
+
+    async def _steer(
+        self,
+        inp: CampaignInput,
+        round_no: int,
+        snapshot: MetricsSnapshot,
+        experiments: list[ExperimentSetup],
+        outcomes: dict[str, ExperimentOutcome],
+        allocation: list[ChannelBudget],
+        fit_id: str,
+    ) -> list[ChannelBudget]:
+        """One steering round: judge the experiments, propose a new split, apply what holds."""
+        weights_changed = False
+        for exp in experiments:
+            previous = outcomes.get(exp.experiment_id)
+            if previous is not None and previous.status != "running":
+                continue  # decided: its winner keeps the channel's budget
+            outcome = await self._activity(
+                ActivityName.EVALUATE_EXPERIMENT,
+                ExperimentRound(
+                    campaign_id=inp.campaign_id,
+                    experiment=exp,
+                    snapshot=snapshot,
+                    policy=inp.decisions,
+                    state=dict(previous.state) if previous else {},
+                    peeks=previous.peeks if previous else 0,
+                ),
+                result_type=ExperimentOutcome,
+            )
+            weights_changed = weights_changed or previous is None or outcome.weights != previous.weights
+            outcomes[exp.experiment_id] = outcome
+            self._experiments[exp.experiment_id] = ExperimentStatus(
+                experiment_id=exp.experiment_id, channel=exp.channel, status=outcome.status,
+                winner=outcome.winner, reason=outcome.reason,
+            )
+
+        new_allocation = allocation
+        rounds_left = inp.timings.metrics_rounds - round_no
+        if rounds_left > 0:
+            proposal = await workflow.execute_activity(
+                ActivityName.PROPOSE_REALLOCATION,
+                ReallocationRequest(
+                    campaign_id=inp.campaign_id, round=round_no, fit_id=fit_id, current=allocation,
+                    snapshot=snapshot, policy=inp.decisions, rounds_left=rounds_left,
+                ),
+                task_queue=inp.queues.orchestration,
+                result_type=ReallocationProposal,
+                **activity_options.compute(inp.timings),
+            )
+            accepted = proposal.status == REALLOCATION_APPLIED
+            if proposal.status == REALLOCATION_PENDING:
+                accepted = await self._await_reallocation_decision(inp, proposal)
+            if accepted:
+                total = sum(proposal.after_cents.values())
+                new_allocation = [
+                    ChannelBudget(channel=c.channel, amount_cents=proposal.after_cents.get(c.channel, c.amount_cents),
+                                  share=proposal.after_cents.get(c.channel, c.amount_cents) / total if total else 0.0)
+                    for c in allocation
+                ]
+
+        if new_allocation != allocation or weights_changed:
+            await self._activity(
+                ActivityName.APPLY_ITEM_BUDGETS,
+                ItemBudgetsRequest(
+                    campaign_id=inp.campaign_id,
+                    round=round_no,
+                    channel_cents={c.channel: c.amount_cents for c in new_allocation},
+                    arm_weights={
+                        o.channel: dict(o.weights) for o in outcomes.values() if o.weights
+                    },
+                    snapshot=snapshot,
+                ),
+                result_type=ItemBudgetsResult,
+                task_queue=inp.queues.integrations,
+            )
+        return new_allocation
+
+    async def _await_reallocation_decision(self, inp: CampaignInput, proposal: ReallocationProposal) -> bool:
+        """A large move waits for a person; no answer in time keeps the current split."""
+        self._pending_reallocation = proposal
+        self._reallocation_decision = None
+        try:
+            await workflow.wait_condition(
+                lambda: self._reallocation_decision is not None,
+                timeout=inp.decisions.reallocation_decision_timeout_s,
+            )
+        except asyncio.TimeoutError:
+            pass
+        decision = self._reallocation_decision
+        if decision is None:
+            status, by, note = "expired", "system", (
+                f"no decision within {inp.decisions.reallocation_decision_timeout_s:g}s; the split is unchanged"
+            )
+        else:
+            status, by, note = ("approved" if decision.approve else "rejected"), decision.reviewer, decision.note
+        await self._activity(
+            ActivityName.DECIDE_ALLOCATION_CHANGE,
+            AllocationChangeDecision(
+                campaign_id=inp.campaign_id, round=proposal.round, status=status, decided_by=by, note=note
+            ),
+        )
+        self._pending_reallocation = None
+        self._reallocation_decision = None
+        return status == "approved"
 
     # ---- helpers ---------------------------------------------------------------------
     def _pending_count(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from agency.agents.planning import CHANNEL_PRIORS, CONVERSION, objective_value_per_dollar
-from agency.contracts import BudgetAllocation, BudgetRequest, ChannelBudget, ChannelPlan
+from agency.contracts import BudgetAllocation, BudgetRequest, ChannelBudget, ChannelPlan, MarketAssessment
 
 # Square-root response, a common media-mix assumption: doubling spend yields ~1.41× results.
 # Higher exponents concentrate budgets sharply on the best-looking channel.
@@ -143,3 +143,55 @@ def _explain(
             f"({(optimal - even) / even:+.1%})."
         )
     return notes
+
+
+def allocate_from_market(req: BudgetRequest, market: MarketAssessment, recommended: list[dict]) -> BudgetAllocation:
+    """Integer cents from the market model's recommended spend per channel (recovery-gated).
+
+    ``recommended`` rows: channel, total_spend (dollars over the horizon), expected_outcome,
+    marginal_roi (conversions per extra dollar).
+    """
+    total = req.total_budget_cents
+    rows = {r["channel"]: r for r in recommended}
+    channels = [p.channel for p in req.plan.channels]
+    missing = [c for c in channels if c not in rows]
+    if missing:
+        raise ValueError(f"the market recommendation has no spend for {missing}")
+    spend = {c: max(float(rows[c]["total_spend"]), 0.0) for c in channels}
+    whole = sum(spend.values())
+    raw = {c: (spend[c] / whole if whole > 0 else 1 / len(channels)) * total for c in channels}
+    amounts = largest_remainder_cents(raw, total)
+    budgets = [
+        ChannelBudget(
+            channel=c,
+            amount_cents=amounts[c],
+            share=amounts[c] / total if total else 0.0,
+            expected_conversions=float(rows[c]["expected_outcome"]),
+            marginal_conversions_per_dollar=float(rows[c]["marginal_roi"]),
+        )
+        for c in channels
+    ]
+    notes = [
+        f"{b.channel}: ${b.amount_cents / 100:,.2f} ({b.share:.1%}); expected {b.expected_conversions:,.1f} "
+        f"conversions; next dollar buys {b.marginal_conversions_per_dollar * 100:.2f} conversions per $100."
+        for b in budgets
+    ]
+    if market.expected_conversions is not None and len(market.interval) == 2:
+        notes.append(
+            f"Expected {market.expected_conversions:,.1f} conversions in total "
+            f"(90% interval {market.interval[0]:,.1f}–{market.interval[1]:,.1f})."
+        )
+    return BudgetAllocation(
+        campaign_id=req.campaign_id,
+        total_budget_cents=total,
+        channels=budgets,
+        method=(
+            f"market model (geometric adstock + Hill saturation) fitted on {market.weeks} weeks, "
+            "recovery-gated, expected conversions maximized over the campaign weeks"
+        ),
+        notes=notes,
+        evidence="fitted",
+        expected_conversions=market.expected_conversions,
+        interval=list(market.interval),
+        fit_id=market.fit_id,
+    )

@@ -16,6 +16,7 @@ from agency.contracts import (
     CampaignPlan,
     ChannelHistory,
     ChannelPlan,
+    MarketAssessment,
     PlanRequest,
 )
 
@@ -123,6 +124,14 @@ def plan_campaign(req: PlanRequest, *, max_posts_per_channel: int = 3) -> Campai
 
     values = {c: objective_value_per_dollar(objective, CHANNEL_PRIORS[c].cpm_cents, *rates[c]) for c in channels}
     weights = _normalize(values)
+    market = req.market
+    if market is not None:
+        rationale.extend(market_rationale(market, brief))
+        recommended = {i.channel: i.recommended_share for i in market.channels if i.recommended_share is not None}
+        if market.evidence == "sufficient" and set(recommended) >= set(channels):
+            # The fitted, recovery-gated allocation outranks benchmark rates.
+            weights = _normalize({c: recommended[c] for c in channels})
+            used_history = True
     weeks = duration_days / 7
     plans: list[ChannelPlan] = []
     for channel in channels:
@@ -151,6 +160,41 @@ def plan_campaign(req: PlanRequest, *, max_posts_per_channel: int = 3) -> Campai
         rationale=rationale,
         used_history=used_history,
     )
+
+
+def market_rationale(market: MarketAssessment, brief: CampaignBrief) -> list[str]:
+    """The numbers from the tenant's fitted history that the plan rests on, in words."""
+    if market.evidence == "none":
+        return [f"Market model: not fitted ({market.reason}); benchmark rates used."]
+    lines = [
+        f"Market model fitted on {market.weeks} weeks of history"
+        + (f" (R² {market.r2:.2f}, MAPE {market.mape:.1%})" if market.r2 is not None and market.mape is not None else "")
+        + (
+            "; recovery gate passed."
+            if market.evidence == "sufficient"
+            else f"; insufficient evidence to advise an allocation: {market.reason}."
+        )
+    ]
+    ranked = sorted(market.channels, key=lambda i: i.marginal_conversions_per_dollar, reverse=True)
+    for i in ranked:
+        lines.append(
+            f"{i.channel}: {i.conversions_per_dollar * 100:.2f} conversions per $100 over the history, "
+            f"{i.marginal_conversions_per_dollar * 100:.2f} per extra $100 at ${i.avg_weekly_spend_cents / 100:,.0f}/week, "
+            f"{i.share_of_media_outcome:.0%} of media-driven conversions"
+            + (f"; recommended share {i.recommended_share:.0%}." if i.recommended_share is not None else ".")
+        )
+    if ranked:
+        lines.append(f"Best channel for the next dollar: {ranked[0].channel}.")
+    if market.peak_month:
+        start_month = date.fromisoformat(brief.start_date).strftime("%B")
+        timing = "falls in" if start_month == market.peak_month else "is outside"
+        lines.append(f"Seasonal peak of the baseline: {market.peak_month}; the campaign start ({start_month}) {timing} it.")
+    if market.expected_conversions is not None and len(market.interval) == 2:
+        lines.append(
+            f"Expected {market.expected_conversions:,.0f} media-driven conversions over the campaign "
+            f"(90% interval {market.interval[0]:,.0f}–{market.interval[1]:,.0f})."
+        )
+    return lines
 
 
 def campaign_duration_days(start_date: str, end_date: str) -> int:

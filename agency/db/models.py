@@ -252,3 +252,117 @@ class AuditChainHead(Base):
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     last_hash: Mapped[str]
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+# ---- decision agents: market history, fitted models, allocation changes, experiments, reports
+ALLOCATION_CHANGE_STATES = ("applied", "pending", "approved", "rejected", "expired")
+EXPERIMENT_STATES = ("running", "winner", "no_difference", "stopped")
+REPORT_STATES = ("running", "ready", "failed")
+REPORT_SCOPES = ("campaign", "tenant")
+
+
+class MarketWeek(Base):
+    """One week of a tenant's marketing history: spend per channel and the outcome it drove.
+
+    The outcome is the tenant's total (conversions), not per channel: attributing it to
+    channels is what the fitted market model is for.
+    """
+
+    __tablename__ = "market_weeks"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "week_start"),
+        CheckConstraint("outcome >= 0", name="outcome_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    week_start: Mapped[date] = mapped_column(Date)
+    spend_cents: Mapped[dict[str, Any]]  # {channel: cents}
+    outcome: Mapped[float]
+    source: Mapped[str] = mapped_column(server_default="import")
+    created_at: Mapped[datetime] = _created_at()
+
+
+class MarketFitRecord(Base):
+    """A fitted response model for a tenant, with its recovery-gate verdict."""
+
+    __tablename__ = "market_fits"
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # "fit_<hex>"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    channels: Mapped[list[str]] = mapped_column(JSONB)
+    weeks: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[str]  # "sufficient" | "insufficient" | "none"
+    reason: Mapped[str] = mapped_column(server_default="")
+    model: Mapped[dict[str, Any] | None]  # MarketFit.to_dict()
+    goodness: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    gate: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class AllocationChange(Base):
+    """A proposed change to a running campaign's budget split, and what became of it."""
+
+    __tablename__ = "allocation_changes"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "round"),
+        CheckConstraint(_in("status", ALLOCATION_CHANGE_STATES), name="status_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    before_cents: Mapped[dict[str, Any]]
+    after_cents: Mapped[dict[str, Any]]
+    change: Mapped[float]  # largest absolute share change
+    status: Mapped[str]
+    reason: Mapped[str] = mapped_column(server_default="")
+    decided_by: Mapped[str] = mapped_column(server_default="")
+    note: Mapped[str] = mapped_column(server_default="")
+    created_at: Mapped[datetime] = _created_at()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Experiment(Base):
+    """An A/B test or bandit over a campaign's content variants; result holds the latest evaluation."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (CheckConstraint(_in("status", EXPERIMENT_STATES), name="status_valid"),)
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # f"{campaign_id}:{channel}"
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str]
+    mode: Mapped[str]
+    control: Mapped[str]
+    arms: Mapped[list[str]] = mapped_column(JSONB)
+    config: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(server_default="running")
+    winner: Mapped[str | None]
+    peeks: Mapped[int] = mapped_column(Integer, server_default="0")
+    result: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class Report(Base):
+    """An ROI report (campaign or tenant scope) rendered to HTML and PDF."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_in("status", REPORT_STATES), name="status_valid"),
+        CheckConstraint(_in("scope", REPORT_SCOPES), name="scope_valid"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # "rpt_<hex>"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    scope: Mapped[str]
+    trigger: Mapped[str]  # "campaign" | "api" | "schedule"
+    status: Mapped[str] = mapped_column(server_default="running")
+    html_path: Mapped[str | None]
+    pdf_path: Mapped[str | None]
+    summary: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    error: Mapped[str] = mapped_column(server_default="")
+    created_at: Mapped[datetime] = _created_at()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,15 +6,16 @@ locally with SQLite persistence and a deterministic simulated audience.
 
 Protocol (JSON in and out; all ``/v1`` routes need ``Authorization: Bearer <token>``)
 ------------------------------------------------------------------------------------------
-Errors always have the shape ``{"error": {"code": str, "message": str, "fields": [str]}}``
-(``fields`` names the offending request fields; ``details`` gives one entry per problem).
+Errors always have the shape ``{"error": {"code": str, "message": str, "fields": [str],
+"details": [{"field", "code", "message", ...}]}}`` (``fields`` names the offending request
+fields; ``details`` gives one entry per problem).
 
 ``POST /v1/channels/{channel}/posts`` — publish. ``channel`` is ``blog``, ``social`` or
 ``email`` (else 404 ``unknown_channel``). Header ``Idempotency-Key`` is required (else 400
 ``idempotency_key_missing``; at most 255 characters). Body::
 
     {"campaign_id": str, "item_id": str, "format": "blog_post"|"social_post"|"email",
-     "title": str, "body": str, "budget_cents": int >= 0}
+     "title": str, "body": str, "budget_cents": int in [0, 10**12]}
 
 ``format`` must match the channel; blog needs a title, email needs a title (the subject,
 <= 150 chars); social bodies are <= 280 chars; an empty body is rejected. Invalid requests
@@ -29,24 +30,46 @@ The key lookup and the insert run in one SQLite write transaction, so concurrent
 create exactly one post.
 
 Post object: ``{"id", "object": "post", "url", "channel", "campaign_id", "item_id", "format",
-"title", "body", "budget_cents", "status": "published", "created_at" (ISO-8601 UTC),
-"idempotency_key"}``.
+"title", "body", "budget_cents" (the current total), "budget_changes" ([{"at", "budget_cents"}],
+oldest first), "status": "published", "created_at" (ISO-8601 UTC), "idempotency_key"}``.
+A publish replay returns the post as it is now (with any later budget changes).
+
+``PATCH /v1/posts/{id}`` — change a live post's paid budget (404 ``not_found`` for an unknown
+post). Header ``Idempotency-Key`` is required as for publishing. Body ``{"budget_cents": int in
+[0, 10**12]}`` (else 422 ``validation_failed``): the post's new TOTAL budget, including what is
+already spent. Spend so far is kept and the rest (new total - spent) is paced evenly over the
+remaining flight; once the flight is over, over a new flight of the channel's default length
+starting now. A total below the spend so far gets 422 ``budget_below_spend`` with
+``details[0].spent_cents``.
+
+* 200 + the post: first request with this key.
+* 200 + the post as that first answer showed it + ``Idempotent-Replayed: true``: the key was
+  seen with the same post id and budget_cents.
+* 409 ``idempotency_key_reused``: the key was seen with a different post or budget. Budget
+  change keys are their own namespace, separate from publish keys. Rejected requests (4xx)
+  do not use up their key.
+
+The spend check, the clock reading and the insert run in one SQLite write transaction, so
+concurrent changes serialise and each is checked against the spend at its own instant.
 
 ``GET /v1/posts/{id}`` — one post (404 ``not_found``).
 ``GET /v1/posts?campaign_id=&channel=`` — ``{"object": "list", "data": [post...]}``.
 ``GET /v1/posts/{id}/metrics`` — cumulative simulated metrics ``{"post_id", "channel",
-"impressions", "clicks", "conversions", "spend_cents", "budget_cents", "as_of",
-"elapsed_simulated_s"}``. Simulated time runs ``time_scale`` times faster than real time
-(default 3600: one real second is one simulated hour); see :mod:`agency.sandbox.audience`.
-``GET /v1/deliveries?campaign_id=`` — every publish attempt received, in order:
-``{"seq", "received_at", "channel", "idempotency_key", "campaign_id", "item_id", "outcome"
-("created"|"replayed"|"rejected"|"failed"), "status_code", "error_code", "post_id"}``.
+"impressions", "clicks", "conversions", "spend_cents", "budget_cents", "budget_changes",
+"as_of", "elapsed_simulated_s"}``; every counter is non-decreasing, across budget changes
+too. Simulated time runs ``time_scale`` times faster than real time (default 3600: one real
+second is one simulated hour); see :mod:`agency.sandbox.audience`.
+``GET /v1/deliveries?campaign_id=`` — every publish and budget change attempt received, in
+order: ``{"seq", "received_at", "channel", "idempotency_key", "campaign_id", "item_id",
+"operation" ("publish"|"budget_update"), "outcome" ("created"|"updated"|"replayed"|"rejected"|
+"failed"), "status_code", "error_code", "post_id", "budget_cents" (requested)}``. Budget
+changes to an unknown post are not logged (they have no channel or campaign).
 
 Fault injection (sandbox only): ``PUT /v1/sandbox/faults`` with ``{"count": N, "status_code":
-503, "after_commit": false}`` makes the next N valid publish requests answer ``status_code``
-(with ``Retry-After: 1``). ``after_commit: true`` creates the post first and then answers the
-error, as when a response is lost on the way back; a retry with the same key then gets the
-200 replay. ``GET /v1/sandbox/faults`` shows how many remain.
+503, "after_commit": false}`` makes the next N valid publish or budget change requests answer
+``status_code`` (with ``Retry-After: 1``). ``after_commit: true`` applies the request first and
+then answers the error, as when a response is lost on the way back; a retry with the same key
+then gets the 200 replay. ``GET /v1/sandbox/faults`` shows how many remain.
 
 ``GET /healthz`` — 200 ``{"status": "ok"}``, no auth. ``GET /p/{id}`` — the public page of a
 post (what ``url`` points to), no auth.
@@ -59,7 +82,6 @@ import hmac
 import html
 import json
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,7 +96,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agency.contracts import CHANNEL_FORMAT
-from agency.sandbox.audience import audience_model
+from agency.sandbox.audience import AudienceModel, audience_model
 from agency.sandbox.store import Post, PostInput, SandboxStore
 
 # Public, well-known token: only acceptable on a loopback-bound local sandbox.
@@ -85,6 +107,8 @@ _MAX_KEY_LENGTH = 255
 _MAX_ID_LENGTH = 200
 _MAX_TITLE = {"blog": 200, "email": 150, "social": 200}
 _MAX_BODY = {"blog": 100_000, "email": 100_000, "social": 280}
+# Ten billion dollars: far above any campaign, far below SQLite's 64-bit integer limit.
+_MAX_BUDGET_CENTS = 10**12
 
 
 class SandboxError(Exception):
@@ -96,7 +120,7 @@ class SandboxError(Exception):
         code: str,
         message: str,
         *,
-        details: list[dict[str, str]] | None = None,
+        details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -107,7 +131,7 @@ class SandboxError(Exception):
         self.headers = headers
 
 
-def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict:
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
     details = details or []
     fields = list(dict.fromkeys(d["field"] for d in details if d.get("field")))
     return {"error": {"code": code, "message": message, "fields": fields, "details": details}}
@@ -179,12 +203,7 @@ def _validate_post(channel: str, payload: dict[str, Any]) -> _Validated:
         empty_message=f"{channel} posts need a title{subject}",
     )
     body = text("body", True, _MAX_BODY[channel])
-    budget = payload.get("budget_cents")
-    if not isinstance(budget, int) or isinstance(budget, bool):
-        problem("budget_cents", "type", "budget_cents must be an integer")
-        budget = 0
-    elif budget < 0:
-        problem("budget_cents", "negative", "budget_cents must be >= 0")
+    budget = _budget_field(payload, problem)
 
     if problems:
         raise SandboxError(422, "validation_failed", "the post is invalid", details=problems)
@@ -193,6 +212,49 @@ def _validate_post(channel: str, payload: dict[str, Any]) -> _Validated:
         [channel, campaign_id, item_id, fmt, title, body, budget], ensure_ascii=False
     )
     return _Validated(post, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+
+
+def _budget_field(payload: dict[str, Any], problem: Any) -> int:
+    """``budget_cents`` from ``payload``: an integer in [0, 10**12]; 0 after a problem."""
+    budget = payload.get("budget_cents")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        problem("budget_cents", "type", "budget_cents must be an integer")
+        return 0
+    if budget < 0:
+        problem("budget_cents", "negative", "budget_cents must be >= 0")
+    elif budget > _MAX_BUDGET_CENTS:
+        problem("budget_cents", "too_large", f"budget_cents must be <= {_MAX_BUDGET_CENTS}")
+    return budget
+
+
+def _validate_budget_update(post_id: str, payload: dict[str, Any]) -> tuple[int, str]:
+    """The new total budget and the request fingerprint (post id and budget)."""
+    problems: list[dict[str, str]] = []
+
+    def problem(field: str, code: str, message: str) -> None:
+        problems.append({"field": field, "code": code, "message": message})
+
+    budget = _budget_field(payload, problem)
+    if problems:
+        raise SandboxError(422, "validation_failed", "the budget update is invalid", details=problems)
+    canonical = json.dumps(["budget_update", post_id, budget])
+    return budget, hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _spend_at(post: Post, elapsed_simulated_s: float) -> int:
+    """Reported spend of ``post`` at ``elapsed_simulated_s`` (the audience model's)."""
+    return _model(post).at(elapsed_simulated_s).spend_cents
+
+
+def _model(post: Post) -> AudienceModel:
+    return audience_model(
+        post.id, post.channel, post.title, post.body, post.published_budget_cents,
+        [(c.at_simulated_s, c.budget_cents) for c in post.budget_changes],
+    )
+
+
+def _budget_changes_json(post: Post) -> list[dict[str, Any]]:
+    return [{"at": _iso(c.at), "budget_cents": c.budget_cents} for c in post.budget_changes]
 
 
 def create_sandbox_app(
@@ -250,6 +312,7 @@ def create_sandbox_app(
             "title": post.title,
             "body": post.body,
             "budget_cents": post.budget_cents,
+            "budget_changes": _budget_changes_json(post),
             "status": "published",
             "created_at": _iso(post.created_at),
             "idempotency_key": post.idempotency_key,
@@ -353,13 +416,96 @@ def create_sandbox_app(
     def get_post(post_id: str, request: Request) -> dict[str, Any]:
         return post_json(load_post(post_id), request)
 
+    @v1.patch("/posts/{post_id}")
+    async def update_budget(post_id: str, request: Request) -> JSONResponse:
+        key = request.headers.get("idempotency-key", "").strip()
+        payload: Any = None
+        try:
+            payload = await request.json()
+        except ValueError:
+            pass
+        post = await run_in_threadpool(store.get_post, post_id)
+        if post is None:
+            raise SandboxError(404, "not_found", f"no post {post_id}")
+        requested = payload.get("budget_cents") if isinstance(payload, dict) else None
+        # Log the requested budget only when it fits the column (an int of sane size).
+        loggable = type(requested) is int and abs(requested) <= _MAX_BUDGET_CENTS
+        logged_budget = requested if loggable else None
+
+        async def reject(error: SandboxError, outcome: str = "rejected") -> SandboxError:
+            await run_in_threadpool(
+                lambda: store.record_rejection(
+                    channel=post.channel, idempotency_key=key or None,
+                    campaign_id=post.campaign_id, item_id=post.item_id, outcome=outcome,
+                    status_code=error.status_code, error_code=error.code,
+                    operation="budget_update", post_id=post.id, budget_cents=logged_budget,
+                )
+            )
+            return error
+
+        if not key:
+            raise await reject(
+                SandboxError(400, "idempotency_key_missing", "the Idempotency-Key header is required")
+            )
+        if len(key) > _MAX_KEY_LENGTH:
+            raise await reject(SandboxError(
+                400, "idempotency_key_invalid", f"Idempotency-Key is over {_MAX_KEY_LENGTH} chars"
+            ))
+        if not isinstance(payload, dict):
+            raise await reject(SandboxError(400, "invalid_json", "the body must be a JSON object"))
+        try:
+            budget, fingerprint = _validate_budget_update(post_id, payload)
+        except SandboxError as exc:
+            raise await reject(exc) from None
+
+        fault = await run_in_threadpool(store.take_fault)
+        if fault is not None and not fault.after_commit:
+            raise await reject(
+                SandboxError(fault.status_code, "simulated_outage", "injected sandbox failure",
+                             headers={"Retry-After": "1"}),
+                outcome="failed",
+            )
+        status = fault.status_code if fault is not None else 200
+        outcome = await run_in_threadpool(
+            lambda: store.update_budget(
+                post_id, key, fingerprint, budget,
+                time_scale=time_scale, spend_at=_spend_at, status_code=status,
+            )
+        )
+        if outcome.kind == "not_found" or outcome.post is None:
+            raise SandboxError(404, "not_found", f"no post {post_id}")
+        if outcome.kind == "conflict":
+            raise SandboxError(
+                409, "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+                details=[{"field": "Idempotency-Key", "code": "reused", "message": key}],
+            )
+        if outcome.kind == "below_spend":
+            raise SandboxError(
+                422, "budget_below_spend",
+                f"budget_cents {budget} is below the {outcome.spent_cents} already spent",
+                details=[{"field": "budget_cents", "code": "below_spend",
+                          "message": f"already spent {outcome.spent_cents} cents",
+                          "spent_cents": outcome.spent_cents}],
+            )
+        if outcome.kind == "replayed":
+            return JSONResponse(
+                post_json(outcome.post, request), 200, headers={"Idempotent-Replayed": "true"}
+            )
+        if fault is not None:
+            raise SandboxError(
+                fault.status_code, "simulated_outage", "injected sandbox failure after commit",
+                headers={"Retry-After": "1"},
+            )
+        return JSONResponse(post_json(outcome.post, request), 200)
+
     @v1.get("/posts/{post_id}/metrics")
     def get_metrics(post_id: str) -> dict[str, Any]:
-        post = load_post(post_id)
-        now = time.time()
-        elapsed = max(0.0, now - post.created_at) * time_scale
-        model = audience_model(post.id, post.channel, post.title, post.body, post.budget_cents)
-        metrics = model.at(elapsed)
+        post, now = store.post_at_now(post_id)
+        if post is None:
+            raise SandboxError(404, "not_found", f"no post {post_id}")
+        elapsed = post.elapsed_simulated_s(now, time_scale)
+        metrics = _model(post).at(elapsed)
         return {
             "post_id": post.id,
             "channel": post.channel,
@@ -368,6 +514,7 @@ def create_sandbox_app(
             "conversions": metrics.conversions,
             "spend_cents": metrics.spend_cents,
             "budget_cents": post.budget_cents,
+            "budget_changes": _budget_changes_json(post),
             "as_of": _iso(now),
             "elapsed_simulated_s": round(elapsed, 3),
         }

@@ -1,4 +1,4 @@
-"""SQLite persistence for the sandbox channel: posts, delivery log and injected faults.
+"""SQLite persistence for the sandbox channel: posts, budget changes, delivery log and faults.
 
 Every operation opens its own connection (the app serves requests from a thread pool) and
 writes inside ``BEGIN IMMEDIATE``, which takes SQLite's write lock before reading. That makes
@@ -10,13 +10,14 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-_SCHEMA_VERSION = 1
+# v2: budget_changes table; deliveries gained ``operation`` and ``budget_cents``.
+_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -43,9 +44,22 @@ CREATE TABLE IF NOT EXISTS deliveries (
     outcome TEXT NOT NULL,
     status_code INTEGER NOT NULL,
     error_code TEXT,
-    post_id TEXT
+    post_id TEXT,
+    operation TEXT NOT NULL DEFAULT 'publish',
+    budget_cents INTEGER
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_campaign ON deliveries (campaign_id, seq);
+CREATE TABLE IF NOT EXISTS budget_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    post_id TEXT NOT NULL REFERENCES posts (id),
+    idempotency_key TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    at REAL NOT NULL,
+    at_simulated_s REAL NOT NULL,
+    budget_cents INTEGER NOT NULL,
+    spent_cents INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS budget_changes_by_post ON budget_changes (post_id, seq);
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     remaining INTEGER NOT NULL,
@@ -54,7 +68,16 @@ CREATE TABLE IF NOT EXISTS faults (
 );
 """
 
-DeliveryOutcome = Literal["created", "replayed", "rejected", "failed"]
+# Columns added to tables that existed in schema v1 (CREATE TABLE IF NOT EXISTS skips them).
+_ADDED_COLUMNS = {
+    "deliveries": (
+        ("operation", "TEXT NOT NULL DEFAULT 'publish'"),
+        ("budget_cents", "INTEGER"),
+    ),
+}
+
+DeliveryOutcome = Literal["created", "updated", "replayed", "rejected", "failed"]
+DeliveryOperation = Literal["publish", "budget_update"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,16 @@ class PostInput:
 
 
 @dataclass(frozen=True)
+class BudgetChange:
+    """A new total paid budget for a live post."""
+
+    at: float  # unix seconds
+    at_simulated_s: float  # simulated seconds since publishing, fixed when the change was made
+    budget_cents: int
+    spent_cents: int  # reported spend when the change was made
+
+
+@dataclass(frozen=True)
 class Post:
     id: str
     idempotency_key: str
@@ -79,8 +112,19 @@ class Post:
     format: str
     title: str
     body: str
-    budget_cents: int
+    published_budget_cents: int
     created_at: float  # unix seconds
+    budget_changes: tuple[BudgetChange, ...] = ()
+
+    @property
+    def budget_cents(self) -> int:
+        """The current total paid budget: the latest change, else the published one."""
+        if self.budget_changes:
+            return self.budget_changes[-1].budget_cents
+        return self.published_budget_cents
+
+    def elapsed_simulated_s(self, now: float, time_scale: float) -> float:
+        return max(0.0, now - self.created_at) * time_scale
 
 
 @dataclass(frozen=True)
@@ -97,6 +141,20 @@ class PublishOutcome:
     post: Post
 
 
+@dataclass(frozen=True)
+class BudgetUpdateOutcome:
+    """``post`` is the post as of the change (for a replay: as the first answer showed it);
+    ``spent_cents`` is the spend when the request was evaluated (for ``below_spend``)."""
+
+    kind: Literal["updated", "replayed", "conflict", "below_spend", "not_found"]
+    post: Post | None
+    spent_cents: int = 0
+
+
+# Spend (cents, as reported in metrics) of a post at a simulated time since publishing.
+SpendAt = Callable[[Post, float], int]
+
+
 class SandboxStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
@@ -109,6 +167,11 @@ class SandboxStore:
                     f"{self.db_path} has sandbox schema v{version}; this code knows v{_SCHEMA_VERSION}"
                 )
             conn.executescript(_SCHEMA)
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for name, declaration in columns:
+                    if name not in present:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     @contextmanager
@@ -148,15 +211,20 @@ class SandboxStore:
                 "SELECT * FROM posts WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
             if row is not None:
-                existing = _post_from_row(row)
+                existing = _load_post(conn, row)
                 if existing.fingerprint == fingerprint:
                     kind: Literal["replayed", "conflict"] = "replayed"
-                    self._log(conn, now, post, idempotency_key, "replayed", 200, None, existing.id)
+                    self._log(
+                        conn, now, post.channel, post.campaign_id, post.item_id,
+                        idempotency_key, "replayed", 200, None, existing.id, "publish",
+                        post.budget_cents,
+                    )
                 else:
                     kind = "conflict"
                     self._log(
-                        conn, now, post, idempotency_key, "rejected", 409,
-                        "idempotency_key_reused", None,
+                        conn, now, post.channel, post.campaign_id, post.item_id,
+                        idempotency_key, "rejected", 409, "idempotency_key_reused", None,
+                        "publish", post.budget_cents,
                     )
                 return PublishOutcome(kind, existing)
             created = Post(
@@ -169,7 +237,7 @@ class SandboxStore:
                 format=post.format,
                 title=post.title,
                 body=post.body,
-                budget_cents=post.budget_cents,
+                published_budget_cents=post.budget_cents,
                 created_at=now,
             )
             conn.execute(
@@ -179,10 +247,13 @@ class SandboxStore:
                 (
                     created.id, created.idempotency_key, created.fingerprint, created.channel,
                     created.campaign_id, created.item_id, created.format, created.title,
-                    created.body, created.budget_cents, created.created_at,
+                    created.body, created.published_budget_cents, created.created_at,
                 ),
             )
-            self._log(conn, now, post, idempotency_key, "created", status_code, None, created.id)
+            self._log(
+                conn, now, post.channel, post.campaign_id, post.item_id, idempotency_key,
+                "created", status_code, None, created.id, "publish", post.budget_cents,
+            )
             return PublishOutcome("created", created)
 
     def record_rejection(
@@ -195,48 +266,128 @@ class SandboxStore:
         outcome: DeliveryOutcome,
         status_code: int,
         error_code: str,
+        operation: DeliveryOperation = "publish",
+        post_id: str | None = None,
+        budget_cents: int | None = None,
     ) -> None:
-        """Log an attempt that created nothing (invalid request or injected outage)."""
+        """Log an attempt that changed nothing (invalid request or injected outage)."""
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO deliveries (received_at, channel, idempotency_key, campaign_id,"
-                " item_id, outcome, status_code, error_code, post_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                " item_id, outcome, status_code, error_code, post_id, operation, budget_cents)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), channel, idempotency_key, campaign_id, item_id, outcome,
-                 status_code, error_code),
+                 status_code, error_code, post_id, operation, budget_cents),
             )
+
+    # ---- budget changes ---------------------------------------------------------------
+    def update_budget(
+        self,
+        post_id: str,
+        idempotency_key: str,
+        fingerprint: str,
+        budget_cents: int,
+        *,
+        time_scale: float,
+        spend_at: SpendAt,
+        status_code: int = 200,
+    ) -> BudgetUpdateOutcome:
+        """Set a post's total budget unless this key was seen; log it in the same transaction.
+
+        The spend check, the clock reading and the insert happen under the write lock, so a
+        concurrent change or metrics read (see :meth:`post_at_now`) cannot interleave: the
+        recorded ``at_simulated_s`` is the exact time the spend was checked at.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
+            if row is None:
+                return BudgetUpdateOutcome("not_found", None)
+            post = _load_post(conn, row)
+            seen = conn.execute(
+                "SELECT seq, fingerprint FROM budget_changes WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+            now = time.time()
+
+            def log(outcome: DeliveryOutcome, status: int, error: str | None) -> None:
+                self._log(
+                    conn, now, post.channel, post.campaign_id, post.item_id, idempotency_key,
+                    outcome, status, error, post.id, "budget_update", budget_cents,
+                )
+
+            if seen is not None:
+                if seen["fingerprint"] != fingerprint:
+                    log("rejected", 409, "idempotency_key_reused")
+                    return BudgetUpdateOutcome("conflict", post)
+                log("replayed", 200, None)
+                as_first_answered = _load_post(conn, row, up_to_seq=seen["seq"])
+                return BudgetUpdateOutcome("replayed", as_first_answered)
+            at_simulated_s = post.elapsed_simulated_s(now, time_scale)
+            spent = spend_at(post, at_simulated_s)
+            if budget_cents < spent:
+                log("rejected", 422, "budget_below_spend")
+                return BudgetUpdateOutcome("below_spend", post, spent)
+            conn.execute(
+                "INSERT INTO budget_changes (post_id, idempotency_key, fingerprint, at,"
+                " at_simulated_s, budget_cents, spent_cents) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (post.id, idempotency_key, fingerprint, now, at_simulated_s, budget_cents, spent),
+            )
+            log("updated", status_code, None)
+            return BudgetUpdateOutcome("updated", _load_post(conn, row), spent)
 
     @staticmethod
     def _log(
         conn: sqlite3.Connection,
         now: float,
-        post: PostInput,
+        channel: str,
+        campaign_id: str,
+        item_id: str,
         key: str,
         outcome: DeliveryOutcome,
         status_code: int,
         error_code: str | None,
         post_id: str | None,
+        operation: DeliveryOperation,
+        budget_cents: int,
     ) -> None:
         conn.execute(
             "INSERT INTO deliveries (received_at, channel, idempotency_key, campaign_id,"
-            " item_id, outcome, status_code, error_code, post_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (now, post.channel, key, post.campaign_id, post.item_id, outcome, status_code,
-             error_code, post_id),
+            " item_id, outcome, status_code, error_code, post_id, operation, budget_cents)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, channel, key, campaign_id, item_id, outcome, status_code, error_code,
+             post_id, operation, budget_cents),
         )
 
     # ---- reads ------------------------------------------------------------------------
     def get_post(self, post_id: str) -> Post | None:
         with self._connect() as conn:
+            conn.execute("BEGIN")  # one snapshot for the post and its budget changes
             row = conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
-        return _post_from_row(row) if row is not None else None
+            post = _load_post(conn, row) if row is not None else None
+            conn.execute("COMMIT")
+        return post
+
+    def post_at_now(self, post_id: str) -> tuple[Post | None, float]:
+        """The post and the clock, read under the write lock.
+
+        Budget changes read the clock under the same lock, so a metrics reading can never
+        evaluate the pre-change schedule at a time after a change it did not see; that keeps
+        the counters monotone across changes.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
+            post = _load_post(conn, row) if row is not None else None
+            return post, time.time()
 
     def list_posts(self, campaign_id: str | None = None, channel: str | None = None) -> list[Post]:
         query = "SELECT * FROM posts WHERE (? IS NULL OR campaign_id = ?)" \
             " AND (? IS NULL OR channel = ?) ORDER BY created_at, id"
         with self._connect() as conn:
+            conn.execute("BEGIN")
             rows = conn.execute(query, (campaign_id, campaign_id, channel, channel)).fetchall()
-        return [_post_from_row(r) for r in rows]
+            posts = [_load_post(conn, r) for r in rows]
+            conn.execute("COMMIT")
+        return posts
 
     def list_deliveries(self, campaign_id: str | None = None) -> list[dict[str, object]]:
         with self._connect() as conn:
@@ -275,5 +426,27 @@ class SandboxStore:
         return int(row["remaining"]) if row is not None else 0
 
 
-def _post_from_row(row: sqlite3.Row) -> Post:
-    return Post(**{key: row[key] for key in row.keys()})
+def _load_post(conn: sqlite3.Connection, row: sqlite3.Row, up_to_seq: int | None = None) -> Post:
+    """The post in ``row`` with its budget changes (only those up to ``up_to_seq`` if given)."""
+    changes = conn.execute(
+        "SELECT at, at_simulated_s, budget_cents, spent_cents FROM budget_changes"
+        " WHERE post_id = ? AND (? IS NULL OR seq <= ?) ORDER BY seq",
+        (row["id"], up_to_seq, up_to_seq),
+    ).fetchall()
+    return Post(
+        id=row["id"],
+        idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        channel=row["channel"],
+        campaign_id=row["campaign_id"],
+        item_id=row["item_id"],
+        format=row["format"],
+        title=row["title"],
+        body=row["body"],
+        published_budget_cents=row["budget_cents"],
+        created_at=row["created_at"],
+        budget_changes=tuple(
+            BudgetChange(c["at"], c["at_simulated_s"], c["budget_cents"], c["spent_cents"])
+            for c in changes
+        ),
+    )

@@ -27,6 +27,10 @@ class Permission(StrEnum):
     REPORTS_READ = "reports:read"
     METRICS_READ = "metrics:read"
     BUDGET_PROPOSE = "budget:propose"
+    # A person approves or rejects a budget reallocation above the approval threshold.
+    BUDGET_APPROVE = "budget:approve"
+    # Upload the tenant's weekly marketing history the market model is fitted on.
+    MARKET_WRITE = "market:write"
     API_KEYS_MANAGE = "api_keys:manage"
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
@@ -42,7 +46,9 @@ class Role(StrEnum):
 P = Permission
 
 _VIEWER = frozenset({P.CAMPAIGNS_READ, P.CONTENT_READ, P.REPORTS_READ, P.METRICS_READ})
-_MARKETER = _VIEWER | {P.CAMPAIGNS_CREATE, P.CAMPAIGNS_CONTROL, P.CONTENT_APPROVE, P.BUDGET_PROPOSE}
+_MARKETER = _VIEWER | {
+    P.CAMPAIGNS_CREATE, P.CAMPAIGNS_CONTROL, P.CONTENT_APPROVE, P.BUDGET_PROPOSE, P.BUDGET_APPROVE, P.MARKET_WRITE,
+}
 _ADMIN = _MARKETER | {P.API_KEYS_MANAGE, P.AUDIT_READ}
 _OWNER = _ADMIN | {P.USERS_MANAGE}
 

@@ -20,7 +20,11 @@ from api.campaigns.schemas import (
     CampaignAccepted,
     CampaignCreate,
     CampaignView,
+    AllocationView,
     ContentView,
+    ExperimentView,
+    ReallocationDecisionCreate,
+    ReallocationDecisionResult,
     ReportView,
 )
 from api.campaigns.service import CampaignService
@@ -80,6 +84,30 @@ async def review_content(
     campaign_id: str, body: ApprovalCreate, svc: service_for(P.CONTENT_APPROVE)
 ) -> ApprovalResult:
     return await svc.review(campaign_id, body)
+
+
+@router.post(
+    "/{campaign_id}/reallocations",
+    name="campaigns.decide_reallocation",
+    response_model=ReallocationDecisionResult,
+    summary="Approve or reject the budget reallocation waiting for a decision",
+)
+async def decide_reallocation(
+    campaign_id: str, body: ReallocationDecisionCreate, svc: service_for(P.BUDGET_APPROVE)
+) -> ReallocationDecisionResult:
+    return await svc.decide_reallocation(campaign_id, body)
+
+
+@router.get("/{campaign_id}/allocation", name="campaigns.allocation", response_model=AllocationView)
+async def get_allocation(campaign_id: str, svc: service_for(P.CAMPAIGNS_READ)) -> AllocationView:
+    """The budget split, the market model's evidence behind it, and every reallocation since."""
+    return await svc.allocation(campaign_id)
+
+
+@router.get("/{campaign_id}/experiments", name="campaigns.experiments", response_model=list[ExperimentView])
+async def get_experiments(campaign_id: str, svc: service_for(P.CAMPAIGNS_READ)) -> list[ExperimentView]:
+    """A/B tests and bandits over the campaign's published variants, with the decision rule in numbers."""
+    return await svc.experiments(campaign_id)
 
 
 def _control_route(action: Literal["pause", "resume", "cancel"], summary: str) -> None:

@@ -106,6 +106,9 @@ class CampaignView(BaseModel):
     budget: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     report_path: str | None = None
+    # Live only: A/B tests / bandits and a budget reallocation waiting for a person.
+    experiments: list[dict[str, Any]] = []
+    pending_reallocation: dict[str, Any] | None = None
 
 
 class ContentView(BaseModel):
@@ -148,3 +151,61 @@ class ReportView(BaseModel):
     html_path: str
     summary: dict[str, Any]
     markdown: str
+
+
+class ReallocationDecisionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    round: Annotated[int, Field(ge=1, le=10_000)]
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class ReallocationDecisionResult(BaseModel):
+    campaign_id: str
+    round: int
+    status: Literal["approved", "rejected"]
+
+
+class AllocationChangeView(BaseModel):
+    round: int
+    status: str
+    change: float
+    before_cents: dict[str, int]
+    after_cents: dict[str, int]
+    reason: str
+    decided_by: str
+    note: str
+
+
+class AllocationView(BaseModel):
+    campaign_id: str
+    budget: dict[str, Any] | None
+    market: dict[str, Any] | None  # the fitted market model's assessment (evidence, reason, channel numbers)
+    changes: list[AllocationChangeView]
+
+
+class ExperimentArmView(BaseModel):
+    arm_id: str
+    exposures: int
+    conversions: int
+    rate: float
+    prob_beats_control: float | None = None
+    prob_best: float | None = None
+    expected_loss: float | None = None
+    p_value: float | None = None
+
+
+class ExperimentView(BaseModel):
+    experiment_id: str
+    channel: str
+    mode: str
+    control: str
+    status: str
+    winner: str | None
+    peeks: int
+    metric: str
+    threshold: str  # the decision rule with its numbers, as the agent applies it
+    reason: str
+    weights: dict[str, float]
+    arms: list[ExperimentArmView]

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import uuid
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,12 +28,16 @@ from agency.contracts import (
     CampaignInput,
     CampaignStatus,
     CampaignTimings,
+    DecisionPolicy,
+    ReallocationDecision,
+    ReallocationOutcome,
     ReviewDecision,
     ReviewErrorType,
     ReviewOutcome,
     TaskQueues,
     WorkflowName,
 )
+from agency.db.decisions import DecisionRepository
 from agency.db.models import Campaign, Tenant
 from agency.db.repository import CampaignRepository
 from agency.security.rbac import Principal
@@ -44,7 +49,13 @@ from api.campaigns.schemas import (
     CampaignCreate,
     CampaignView,
     ContentView,
+    AllocationChangeView,
+    AllocationView,
+    ExperimentArmView,
+    ExperimentView,
     ItemView,
+    ReallocationDecisionCreate,
+    ReallocationDecisionResult,
     ReportView,
 )
 from api.audit_trail import record_call
@@ -77,6 +88,16 @@ def timings_from(settings: Settings) -> CampaignTimings:
         activity_timeout_s=settings.activity_timeout_s,
         generation_timeout_s=settings.generation_timeout_s,
         model_server_probe_max_interval_s=settings.model_server_probe_max_interval_s,
+    )
+
+
+def decisions_from(settings: Settings) -> DecisionPolicy:
+    return DecisionPolicy(
+        reallocation_approval_threshold=settings.reallocation_approval_threshold,
+        reallocation_min_change=settings.reallocation_min_change,
+        reallocation_decision_timeout_s=settings.reallocation_decision_timeout_s,
+        experiment_mode=settings.experiment_mode,
+        conversion_value_cents=settings.conversion_value_cents,
     )
 
 
@@ -135,6 +156,7 @@ class CampaignService:
                         campaign_id=campaign_id,
                         brief=brief,
                         timings=timings_from(s),
+                        decisions=decisions_from(s),
                         queues=TaskQueues(
                             orchestration=s.queue_orchestration,
                             inference=s.queue_inference,
@@ -188,6 +210,60 @@ class CampaignService:
             item_id=outcome.item_id, approval_state=outcome.approval_state, remaining_pending=outcome.remaining_pending
         )
 
+    async def decide_reallocation(self, campaign_id: str, body: ReallocationDecisionCreate) -> ReallocationDecisionResult:
+        handle = await self._running_handle(campaign_id)
+        try:
+            outcome = await handle.execute_update(
+                CampaignHandler.DECIDE_REALLOCATION,
+                ReallocationDecision(
+                    round=body.round, approve=body.decision == "approve",
+                    reviewer=self._principal.subject, note=body.note,
+                ),
+                result_type=ReallocationOutcome,
+                rpc_timeout=self._rpc_timeout,
+            )
+        except WorkflowUpdateFailedError as err:
+            raise self._map_review_failure(err) from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            raise ServiceUnavailable("temporal", "the campaign workflow did not answer in time") from err
+        except RPCError as err:
+            raise self._map_rpc(err, campaign_id) from err
+        return ReallocationDecisionResult(campaign_id=campaign_id, round=outcome.round, status=outcome.status)
+
+    async def allocation(self, campaign_id: str) -> AllocationView:
+        campaign = await self._campaign(campaign_id)
+        decisions = DecisionRepository(self._session)
+        fit = await decisions.get_fit(f"fit_{campaign_id}")
+        changes = await decisions.allocation_changes(campaign_id)
+        return AllocationView(
+            campaign_id=campaign_id,
+            budget=campaign.budget,
+            market=fit.gate.get("assessment") if fit is not None else None,
+            changes=[
+                AllocationChangeView(
+                    round=c.round, status=c.status, change=c.change, before_cents=c.before_cents,
+                    after_cents=c.after_cents, reason=c.reason, decided_by=c.decided_by, note=c.note,
+                )
+                for c in changes
+            ],
+        )
+
+    async def experiments(self, campaign_id: str) -> list[ExperimentView]:
+        await self._campaign(campaign_id)
+        views = []
+        for e in await DecisionRepository(self._session).experiments(campaign_id):
+            result = e.result or {}
+            views.append(
+                ExperimentView(
+                    experiment_id=e.id, channel=e.channel, mode=e.mode, control=e.control, status=e.status,
+                    winner=e.winner, peeks=e.peeks, metric=result.get("metric", e.config.get("metric", "")),
+                    threshold=result.get("threshold", ""), reason=result.get("reason", "waiting for metrics"),
+                    weights=result.get("weights", {}),
+                    arms=[ExperimentArmView(**{k: a.get(k) for k in ExperimentArmView.model_fields}) for a in result.get("arms", [])],
+                )
+            )
+        return views
+
     async def signal(self, campaign_id: str, action: str) -> None:
         handle = await self._running_handle(campaign_id)
         try:
@@ -222,6 +298,8 @@ class CampaignService:
                 metrics_rounds_done=live.metrics_rounds_done,
                 degraded=live.degraded,
                 degraded_reason=live.degraded_reason,
+                experiments=[asdict(e) for e in live.experiments],
+                pending_reallocation=asdict(live.pending_reallocation) if live.pending_reallocation else None,
                 budget=campaign.budget,
                 plan=campaign.plan,
                 report_path=campaign.report_path,
@@ -336,6 +414,8 @@ class CampaignService:
                 return NotFound(cause.message)
             if cause.type == ReviewErrorType.NOT_PENDING:
                 return Conflict(cause.message, code="not_pending")
+            if cause.type == ReviewErrorType.NO_PENDING_REALLOCATION:
+                return Conflict(cause.message, code="no_pending_reallocation")
             if cause.type == ReviewErrorType.INVALID:
                 return AgencyError(cause.message)
         return Conflict(f"review was not applied: {cause}", code="review_failed")

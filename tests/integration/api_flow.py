@@ -72,10 +72,10 @@ def finished(view: dict) -> bool:
     return view["status"] in ("completed", "cancelled", "failed") and not view["live"]
 
 
-async def record_history(client, campaign_id: str, name: str) -> None:
+async def record_history(client, campaign_id: str, name: str, *, tenant: str = TENANT) -> None:
     """With AGENCY_RECORD_HISTORIES=1, keep this run's history for the replay tests, and that of
     the first content pipeline (child workflow) as ``<name>_pipeline``."""
-    history = await record_workflow_history(client, workflow_id(campaign_id), name)
+    history = await record_workflow_history(client, workflow_id(campaign_id, tenant), name)
     if history is None:
         return
     children = [

@@ -176,6 +176,8 @@ def stack_settings(
         approval_reminder_s=300,
         metrics_interval_s=0.5,
         metrics_rounds=2,
+        # A reallocation above the approval threshold waits this long for a person, then expires.
+        reallocation_decision_timeout_s=5,
         generation_max_tokens=96,
         activity_timeout_s=10,
         generation_timeout_s=90,

@@ -1,0 +1,1 @@
+"""Market-mix modelling: simulated markets, response-curve fitting and budget allocation."""

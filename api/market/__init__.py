@@ -1,0 +1,1 @@
+"""The tenant's weekly marketing history the market model is fitted on."""

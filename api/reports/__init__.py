@@ -1,0 +1,1 @@
+"""ROI reports: on demand (a RoiReportWorkflow per request), status and downloads."""

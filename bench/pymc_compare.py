@@ -10,14 +10,21 @@ Per market (``agency.mmm.simulator.random_market(seed + i)``, simulated ``--week
 1. fit PyMC-Marketing's ``MMM`` (GeometricAdstock(l_max, normalize=True) + HillSaturation,
    yearly Fourier seasonality, a linear time index as control for the trend) with NUTS;
 2. let its budget optimizer (``MultiDimensionalBudgetOptimizerWrapper.optimize_budget``, SLSQP on
-   the posterior-mean response) split a weekly budget over the next ``--horizon`` weeks;
+   the posterior-mean response) split a weekly budget over the next ``--horizon`` weeks (its
+   objective: media contribution of those weeks plus their l_max-week carry-over tail, starting
+   from zero adstock);
    the budget is the average total weekly spend of the last ``--recent-weeks`` weeks;
 3. score that split under the TRUE curves against the true optimum, two ways:
    steady state (a constant weekly spend s has adstock s; outcome sum_c beta_c hill_c(s_c)) and
    horizon (outcome summed over the next ``--horizon`` weeks, carry-over from history included).
    regret = 1 - outcome(split) / outcome(true optimal split), media outcome only.
 
-The true optimum is our own multi-start SLSQP over weekly spends summing to the budget.
+The true optimum is this script's own multi-start SLSQP over weekly spends summing to the budget
+(independent of the code under test); agency.mmm.allocation.optimal_weekly_spend on the true
+curves is printed as a cross-check. When agency.mmm.allocation imports, our plan
+(fit_market + optimal_weekly_spend) is scored the same way and timed against PyMC's fit + optimize
+in the same process; recommend()'s verdict (its recovery gate may refuse) is shown too.
+NUTS runs through nutpie by default (``--sampler pymc`` for PyMC's own, slower here).
 
     .venv-pymc/bin/python bench/pymc_compare.py [--markets 3 --channels 3 --weeks 104 --horizon 8
                                                  --chains 2 --draws 300 --tune 300 --json PATH]
@@ -316,7 +323,7 @@ def parse_args(argv=None):
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--draws", type=int, default=300)
     p.add_argument("--tune", type=int, default=300)
-    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--cores", type=int, default=2, help="chains run in parallel (pymc sampler only)")
     p.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"],
                    help="NUTS implementation behind pm.sample (nutpie: Rust, numba-compiled model)")
     p.add_argument("--l-max", type=int, default=12, help="adstock lags in PyMC-Marketing's model")

@@ -54,6 +54,10 @@ def test_histories_are_committed():
         "model_rollout_promoted",
         "model_rollout_rolled_back",
         "model_rollout_load_failed",
+        # Recorded before the market-model and steer-while-measuring patches: must keep replaying.
+        "campaign_approved_and_rejected_v1",
+        # Those patches taken: fitted allocation, an approved reallocation, experiments, ROI report.
+        "campaign_decision_agents",
     } <= names
 
 
@@ -97,3 +101,17 @@ async def test_pipeline_patches_are_needed_for_pipelines_recorded_before_them(mo
     result = await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)
     assert ActivityName.SCORE_RELEVANCE in str(result.replay_failure)
+
+
+async def test_market_model_patch_is_needed_for_campaigns_recorded_before_it(monkeypatch):
+    from workflows import campaign
+
+    path = next(p for p in HISTORIES if p.stem == "campaign_approved_and_rejected_v1")
+    # Guarded: a campaign started before the decision agents replays the old planning path.
+    await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path))
+
+    # Unguarded: fitting the market model would run in old campaigns too, and replay must catch it.
+    monkeypatch.setattr(campaign.workflow, "patched", lambda patch_id: patch_id == campaign.MARKET_MODEL)
+    result = await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
+    assert ActivityName.FIT_MARKET_MODEL in str(result.replay_failure)

@@ -340,8 +340,8 @@ def recovery_gate(
             "regret": (best_value - horizon_value(media, x_r, horizon)) / best_value if best_value > 0 else 0.0,
         })
     median = {key: np.median([run[key] for run in runs], axis=0) for key in runs[0]} if runs else {}
-    reasons = _variation_reasons(media.channels, fit.spend_cv, tolerances)
-    reasons += _gate_reasons(media.channels, median, x_rec, hist, tolerances) if runs else ["no replicas were run"]
+    reasons = _gate_reasons(media.channels, median, x_rec, hist, tolerances) if runs else ["no replicas were run"]
+    reasons += _variation_reasons(media.channels, fit.spend_cv, tolerances)
     metrics = {
         "replicas": replicas,
         "response_error_at_recommended": _per_channel(media.channels, median.get("rec")),
@@ -397,11 +397,18 @@ def _gate_reasons(names, median, x_rec, hist, tol: GateTolerances) -> list[str]:
 
 
 def recommend(
-    data: MarketData, req: AllocationRequest, *, seed: int = 0, bootstrap: int = 20, replicas: int = 3
+    data: MarketData,
+    req: AllocationRequest,
+    *,
+    seed: int = 0,
+    bootstrap: int = 20,
+    replicas: int = 3,
+    fit: MarketFit | None = None,
 ) -> Recommendation | InsufficientEvidence:
-    """Fit, optimize, gate; advise only when the gate passes."""
+    """Fit (unless ``fit`` is given, e.g. by a caller that stores it), optimize, gate; advise only
+    when the gate passes."""
     _check_request(data, req)  # a bad request fails fast, before any fitting
-    fit = fit_market(data, bootstrap=bootstrap, seed=seed)
+    fit = fit if fit is not None else fit_market(data, bootstrap=bootstrap, seed=seed)
     weekly = optimal_weekly_spend(fit, req)
     gate = recovery_gate(data, fit, req, replicas=replicas, seed=seed + 1000, recommended=weekly)
     if not gate.passed:

@@ -71,6 +71,7 @@ def run_market(seed: int, args, spend_variation: float) -> dict:
         "seconds": elapsed,
         "reason": "" if isinstance(result, Recommendation) else result.reason,
         "recovery_failed": any("not recovered" in r for r in result.gate.reasons),
+        "expected_loss": result.gate.metrics.get("decision_expected_loss"),
     }
 
 
@@ -80,8 +81,13 @@ def print_rows(title: str, rows: list[dict]) -> None:
         verdict = "PASS  " if r["passed"] else "REFUSE"
         print(
             f"  seed {r['seed']:2d}  {r['channels']} ch  {verdict}  regret {r['regret']:6.2%}  "
-            f"(status quo {r['status_quo_regret']:6.2%})  {r['seconds']:5.1f} s  {r['reason'][:90]}"
+            f"(status quo {r['status_quo_regret']:6.2%})  own expected loss {_pct(r['expected_loss'])}  "
+            f"{r['seconds']:5.1f} s  {r['reason'][:90]}"
         )
+
+
+def _pct(value: float | None) -> str:
+    return "   n/a" if value is None else f"{value:6.2%}"
 
 
 def summarize(rows: list[dict]) -> None:
@@ -119,6 +125,7 @@ def timing(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--markets", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="fresh markets: e.g. --first-seed 20")
     parser.add_argument("--low-cv-markets", type=int, default=5)
     parser.add_argument("--horizon", type=int, default=13)
     # The product's default request (DecisionPolicy.ramp_limit): weekly spend within ±50% of last week.
@@ -131,10 +138,10 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    for seed in range(args.markets):
+    for seed in range(args.first_seed, args.first_seed + args.markets):
         rows.append(run_market(seed, args, 0.4))
         r = rows[-1]
-        print(f"[{seed + 1}/{args.markets}] seed {seed}: {'PASS' if r['passed'] else 'REFUSE'} "
+        print(f"[{len(rows)}/{args.markets}] seed {seed}: {'PASS' if r['passed'] else 'REFUSE'} "
               f"regret {r['regret']:.2%} in {r['seconds']:.1f} s", flush=True)
     if rows:
         summarize(rows)

@@ -6,7 +6,9 @@ not), which is separable by channel, so every constraint (min/max, lock, ramp vs
 becomes a per-channel box and the budget a single sum. Hill curves with S > 1 are not concave, so
 the optimum is found globally by dynamic programming over a fine spend grid, then polished
 continuously (SLSQP). Before advising, a recovery gate refits data simulated from the fitted model
-and refuses ("insufficient evidence") when curves, decay or the optimal plan are not recovered.
+and refuses ("insufficient evidence") when curves, decay or the optimal plan are not recovered, or
+when the plan's expected loss across the bootstrap fits (each fit's own optimum vs the recommended
+plan, judged by that fit) exceeds the regret the product promises on average.
 """
 
 from __future__ import annotations
@@ -293,6 +295,21 @@ class GateTolerances:
     regret: float = 0.10  # outcome lost by a replica's optimal plan, judged by the fitted model
     material_share: float = 0.5  # below this share of the average channel response: absolute floor
     min_spend_cv: float = 0.10  # weekly spend must vary at least this much to identify a curve
+    # The plan's expected loss across plausible fits is the model's own estimate of its regret; the
+    # product promises a mean regret of at most 2%, so advice whose own estimate is worse is withheld.
+    expected_loss: float = 0.02
+
+
+def decision_losses(fit: MarketFit, req: AllocationRequest, recommended: np.ndarray) -> np.ndarray:
+    """Relative outcome each plausible fit (point fit and bootstrap samples) says the recommended plan
+    loses against that fit's own optimal plan: the decision's uncertainty, not the curves'."""
+    members = [fit.media_model()] + [fit.media_model(i) for i in range(len(fit.bootstrap))]
+    horizon = req.horizon_weeks
+    losses = []
+    for member in members:
+        best = horizon_value(member, optimal_weekly_spend(member, req, last_spend=fit.last_spend), horizon)
+        losses.append((best - horizon_value(member, recommended, horizon)) / best if best > 0 else 0.0)
+    return np.maximum(np.asarray(losses), 0.0)
 
 
 def recovery_gate(
@@ -310,7 +327,9 @@ def recovery_gate(
     Judged per replica, then by the median replica: each channel's steady weekly response at the
     recommended and at the historical mean spend (relative error, floored at `material_share` of the
     average channel response so tiny channels are judged in absolute terms), decay of material
-    channels, and the regret of the replica's optimal plan measured with the fitted model.
+    channels, and the regret of the replica's optimal plan measured with the fitted model. Also the
+    decision's expected loss over the fit's bootstrap samples (see `decision_losses`); it needs a
+    bootstrap and is skipped without one.
     """
     media = fit.media_model()
     horizon = req.horizon_weeks
@@ -342,6 +361,14 @@ def recovery_gate(
     median = {key: np.median([run[key] for run in runs], axis=0) for key in runs[0]} if runs else {}
     reasons = _gate_reasons(media.channels, median, x_rec, hist, tolerances) if runs else ["no replicas were run"]
     reasons += _variation_reasons(media.channels, fit.spend_cv, tolerances)
+    losses = decision_losses(fit, req, x_rec) if fit.bootstrap else np.zeros(0)
+    expected_loss = float(losses.mean()) if len(losses) else None
+    if expected_loss is not None and expected_loss > tolerances.expected_loss:
+        reasons.append(
+            f"the advice rests on curves the data do not pin down: across {len(losses)} plausible fits the "
+            f"recommended plan loses {expected_loss:.1%} on average against each fit's own best plan "
+            f"(> {tolerances.expected_loss:.0%})"
+        )
     metrics = {
         "replicas": replicas,
         "response_error_at_recommended": _per_channel(media.channels, median.get("rec")),
@@ -351,6 +378,8 @@ def recovery_gate(
         "total_response_error_at_recommended": float(median["total_rec"]) if runs else None,
         "total_response_error_at_history": float(median["total_hist"]) if runs else None,
         "spend_cv": dict(zip(media.channels, fit.spend_cv)),
+        "decision_expected_loss": expected_loss,
+        "decision_loss_q90": float(np.percentile(losses, 90)) if len(losses) else None,
     }
     return GateReport(passed=not reasons, reasons=reasons, metrics=metrics)
 

@@ -5,7 +5,8 @@ an analytic Jacobian, in normalized units (spend / mean spend per channel, outco
 The baseline (intercept, linear trend, two annual Fourier harmonics) is fitted alongside. Hill K and
 S are weakly identified from 2 years of data, so each gets a weak prior (a penalty row worth about
 one noise standard deviation per unit of log K or S away from its centre): it decides only when the
-data do not. Uncertainty comes from a moving-block residual bootstrap, each replica warm-started.
+data do not. Uncertainty comes from a moving-block residual bootstrap; each replica reruns the whole
+multi-start estimator (not warm-started from the point fit, which would keep it in the same basin).
 """
 
 from __future__ import annotations
@@ -236,8 +237,15 @@ def _validate(data: MarketData) -> None:
         raise ValueError(f"channels without any spend cannot be fitted: {', '.join(zero)}")
 
 
-def fit_market(data: MarketData, *, bootstrap: int = 20, seed: int = 0, starts: int = 4) -> MarketFit:
-    """Fit every channel's curve jointly; `bootstrap` block-bootstrap replicas give the intervals."""
+def fit_market(
+    data: MarketData, *, bootstrap: int = 20, seed: int = 0, starts: int = 4, bootstrap_starts: int | None = None
+) -> MarketFit:
+    """Fit every channel's curve jointly; `bootstrap` block-bootstrap replicas give the intervals.
+
+    Each replica repeats the whole estimator from fresh multi-starts (`bootstrap_starts`, default
+    `starts`), never from the point fit: a warm start keeps replicas in the point fit's basin, and
+    when the data cannot tell two channels apart that hides exactly the uncertainty that matters.
+    """
     _validate(data)
     rng = np.random.default_rng(seed)
     spend = np.asarray(data.spend, dtype=float)
@@ -264,12 +272,23 @@ def fit_market(data: MarketData, *, bootstrap: int = 20, seed: int = 0, starts: 
     fitted = problem.predict(best_theta)
     residuals = problem.y - fitted
     samples = []
+    replica_starts = starts if bootstrap_starts is None else bootstrap_starts
     for _ in range(bootstrap):
         y_star = fitted + _block_resample(residuals, rng)
-        theta, _ = problem.solve(best_theta, y_star, max_nfev=60)
+        theta = _refit_cold(problem, y_star, _start_points(k, replica_starts, rng))
         samples.append(_to_units(problem, theta, spend_scale, y_scale))
     point = _to_units(problem, best_theta, spend_scale, y_scale)
     return _assemble(data, problem, best_theta, point, samples, y_scale, spend_scale)
+
+
+def _refit_cold(problem: _Problem, y: np.ndarray, points: list[np.ndarray]) -> np.ndarray:
+    """Best of several fits of `y`, each started from a nonlinear start point (not the point fit)."""
+    best_theta, best_cost = None, math.inf
+    for point in points:
+        theta, cost = problem.solve(problem.initial_theta(point, y), y)
+        if cost < best_cost:
+            best_theta, best_cost = theta, cost
+    return best_theta
 
 
 def _block_resample(residuals: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agency.contracts import Channel
@@ -21,19 +21,34 @@ router = APIRouter(prefix="/v1/market", tags=["market"], responses=AUTHENTICATED
 MAX_WEEKS = 520  # ten years per request
 
 
+# pydantic's lax mode would read true as 1, "12" as 12 and 0 as 1970-01-01; the schema says otherwise.
+def _json_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected a JSON number")
+    return value
+
+
+def _date_string(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
 class MarketWeekIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    week_start: date = Field(description="Monday of the week")
-    spend_cents: dict[Channel, Annotated[int, Field(ge=0, le=10**12)]] = Field(min_length=1)
-    conversions: Annotated[float, Field(ge=0, le=1e12)]
+    week_start: Annotated[date, BeforeValidator(_date_string)] = Field(
+        description="A day of the week (YYYY-MM-DD); stored as that week's Monday"
+    )
+    spend_cents: dict[Channel, Annotated[int, Field(ge=0, le=10**12), BeforeValidator(_json_number)]] = Field(
+        min_length=1
+    )
+    conversions: Annotated[float, Field(ge=0, le=1e12), BeforeValidator(_json_number)]
 
     @field_validator("week_start")
     @classmethod
     def _monday(cls, value: date) -> date:
-        if value.weekday() != 0:
-            raise ValueError("week_start must be a Monday")
-        return value
+        return value - timedelta(days=value.weekday())
 
 
 class MarketWeeksIn(BaseModel):
@@ -43,10 +58,9 @@ class MarketWeeksIn(BaseModel):
 
     @field_validator("weeks")
     @classmethod
-    def _unique(cls, weeks: list[MarketWeekIn]) -> list[MarketWeekIn]:
-        if len({w.week_start for w in weeks}) != len(weeks):
-            raise ValueError("each week_start may appear once")
-        return weeks
+    def _last_entry_per_week_wins(cls, weeks: list[MarketWeekIn]) -> list[MarketWeekIn]:
+        # As if the entries were PUT one after another (JSON Schema cannot say "unique week").
+        return list({w.week_start: w for w in weeks}.values())
 
 
 class MarketWeekOut(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -18,6 +19,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from agency.settings import Settings, get_settings
+
+# Before numpy loads: the market model's matrices are small, and BLAS threads would only contend
+# with the event loop and each other (measured ~3x slower fits with the default threads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 QUEUE_KINDS = ("orchestration", "inference", "integrations", "model_control")
 log = logging.getLogger("agency.workers")

@@ -336,6 +336,51 @@ def create_sandbox_app(
             f"<h1>{html.escape(post.title)}</h1><p>{html.escape(post.body)}</p>"
         )
 
+    async def admit_write(key: str, payload: Any, validate, reject, ok_status: int):
+        """What every write checks first: its idempotency key, a JSON object body, the body's
+        validation, and an injected outage before commit. Returns (validated, status, fault)."""
+        if not key:
+            raise await reject(
+                SandboxError(400, "idempotency_key_missing", "the Idempotency-Key header is required")
+            )
+        if len(key) > _MAX_KEY_LENGTH:
+            raise await reject(
+                SandboxError(400, "idempotency_key_invalid", f"Idempotency-Key is over {_MAX_KEY_LENGTH} chars")
+            )
+        if not isinstance(payload, dict):
+            raise await reject(SandboxError(400, "invalid_json", "the body must be a JSON object"))
+        try:
+            validated = validate(payload)
+        except SandboxError as exc:
+            raise await reject(exc) from None
+        fault = await run_in_threadpool(store.take_fault)
+        if fault is not None and not fault.after_commit:
+            raise await reject(
+                SandboxError(fault.status_code, "simulated_outage", "injected sandbox failure",
+                             headers={"Retry-After": "1"}),
+                outcome="failed",
+            )
+        return validated, (fault.status_code if fault is not None else ok_status), fault
+
+    def finish_write(key: str, outcome, fault, request: Request, ok_status: int) -> JSONResponse:
+        """The answer to a committed (or replayed, or conflicting) write."""
+        if outcome.kind == "conflict":
+            raise SandboxError(
+                409, "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+                details=[{"field": "Idempotency-Key", "code": "reused", "message": key}],
+            )
+        if outcome.kind == "replayed":
+            return JSONResponse(
+                post_json(outcome.post, request), 200, headers={"Idempotent-Replayed": "true"}
+            )
+        if fault is not None:
+            raise SandboxError(
+                fault.status_code, "simulated_outage", "injected sandbox failure after commit",
+                headers={"Retry-After": "1"},
+            )
+        return JSONResponse(post_json(outcome.post, request), ok_status)
+
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
 
     @v1.post("/channels/{channel}/posts")
@@ -362,48 +407,11 @@ def create_sandbox_app(
             )
             return error
 
-        if not key:
-            raise await reject(
-                SandboxError(400, "idempotency_key_missing", "the Idempotency-Key header is required")
-            )
-        if len(key) > _MAX_KEY_LENGTH:
-            raise await reject(
-                SandboxError(400, "idempotency_key_invalid", f"Idempotency-Key is over {_MAX_KEY_LENGTH} chars")
-            )
-        if not isinstance(payload, dict):
-            raise await reject(SandboxError(400, "invalid_json", "the body must be a JSON object"))
-        try:
-            valid = _validate_post(channel, payload)
-        except SandboxError as exc:
-            raise await reject(exc) from None
-
-        fault = await run_in_threadpool(store.take_fault)
-        if fault is not None and not fault.after_commit:
-            raise await reject(
-                SandboxError(fault.status_code, "simulated_outage", "injected sandbox failure",
-                             headers={"Retry-After": "1"}),
-                outcome="failed",
-            )
-        status = fault.status_code if fault is not None else 201
+        valid, status, fault = await admit_write(key, payload, lambda p: _validate_post(channel, p), reject, 201)
         outcome = await run_in_threadpool(
             lambda: store.publish(key, valid.fingerprint, valid.post, status_code=status)
         )
-        if outcome.kind == "conflict":
-            raise SandboxError(
-                409, "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body",
-                details=[{"field": "Idempotency-Key", "code": "reused", "message": key}],
-            )
-        if outcome.kind == "replayed":
-            return JSONResponse(
-                post_json(outcome.post, request), 200, headers={"Idempotent-Replayed": "true"}
-            )
-        if fault is not None:
-            raise SandboxError(
-                fault.status_code, "simulated_outage", "injected sandbox failure after commit",
-                headers={"Retry-After": "1"},
-            )
-        return JSONResponse(post_json(outcome.post, request), 201)
+        return finish_write(key, outcome, fault, request, 201)
 
     @v1.get("/posts")
     def list_posts(
@@ -443,29 +451,9 @@ def create_sandbox_app(
             )
             return error
 
-        if not key:
-            raise await reject(
-                SandboxError(400, "idempotency_key_missing", "the Idempotency-Key header is required")
-            )
-        if len(key) > _MAX_KEY_LENGTH:
-            raise await reject(SandboxError(
-                400, "idempotency_key_invalid", f"Idempotency-Key is over {_MAX_KEY_LENGTH} chars"
-            ))
-        if not isinstance(payload, dict):
-            raise await reject(SandboxError(400, "invalid_json", "the body must be a JSON object"))
-        try:
-            budget, fingerprint = _validate_budget_update(post_id, payload)
-        except SandboxError as exc:
-            raise await reject(exc) from None
-
-        fault = await run_in_threadpool(store.take_fault)
-        if fault is not None and not fault.after_commit:
-            raise await reject(
-                SandboxError(fault.status_code, "simulated_outage", "injected sandbox failure",
-                             headers={"Retry-After": "1"}),
-                outcome="failed",
-            )
-        status = fault.status_code if fault is not None else 200
+        (budget, fingerprint), status, fault = await admit_write(
+            key, payload, lambda p: _validate_budget_update(post_id, p), reject, 200
+        )
         outcome = await run_in_threadpool(
             lambda: store.update_budget(
                 post_id, key, fingerprint, budget,
@@ -474,12 +462,6 @@ def create_sandbox_app(
         )
         if outcome.kind == "not_found" or outcome.post is None:
             raise SandboxError(404, "not_found", f"no post {post_id}")
-        if outcome.kind == "conflict":
-            raise SandboxError(
-                409, "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body",
-                details=[{"field": "Idempotency-Key", "code": "reused", "message": key}],
-            )
         if outcome.kind == "below_spend":
             raise SandboxError(
                 422, "budget_below_spend",
@@ -488,16 +470,7 @@ def create_sandbox_app(
                           "message": f"already spent {outcome.spent_cents} cents",
                           "spent_cents": outcome.spent_cents}],
             )
-        if outcome.kind == "replayed":
-            return JSONResponse(
-                post_json(outcome.post, request), 200, headers={"Idempotent-Replayed": "true"}
-            )
-        if fault is not None:
-            raise SandboxError(
-                fault.status_code, "simulated_outage", "injected sandbox failure after commit",
-                headers={"Retry-After": "1"},
-            )
-        return JSONResponse(post_json(outcome.post, request), 200)
+        return finish_write(key, outcome, fault, request, 200)
 
     @v1.get("/posts/{post_id}/metrics")
     def get_metrics(post_id: str) -> dict[str, Any]:

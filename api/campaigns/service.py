@@ -185,20 +185,38 @@ class CampaignService:
         return campaign_id, workflow_id
 
     async def review(self, campaign_id: str, body: ApprovalCreate) -> ApprovalResult:
+        outcome = await self._update(
+            campaign_id,
+            CampaignHandler.REVIEW,
+            ReviewDecision(
+                item_id=body.item_id,
+                approve=body.decision == "approve",
+                # The reviewer of record is the authenticated caller, not a name in the body.
+                reviewer=self._principal.subject,
+                note=body.note,
+            ),
+            ReviewOutcome,
+        )
+        return ApprovalResult(
+            item_id=outcome.item_id, approval_state=outcome.approval_state, remaining_pending=outcome.remaining_pending
+        )
+
+    async def decide_reallocation(self, campaign_id: str, body: ReallocationDecisionCreate) -> ReallocationDecisionResult:
+        outcome = await self._update(
+            campaign_id,
+            CampaignHandler.DECIDE_REALLOCATION,
+            ReallocationDecision(
+                round=body.round, approve=body.decision == "approve", reviewer=self._principal.subject, note=body.note
+            ),
+            ReallocationOutcome,
+        )
+        return ReallocationDecisionResult(campaign_id=campaign_id, round=outcome.round, status=outcome.status)
+
+    async def _update(self, campaign_id: str, update: str, arg, result_type):
+        """Run a workflow update on the running campaign; its validator's refusals become 4xx."""
         handle = await self._running_handle(campaign_id)
         try:
-            outcome = await handle.execute_update(
-                CampaignHandler.REVIEW,
-                ReviewDecision(
-                    item_id=body.item_id,
-                    approve=body.decision == "approve",
-                    # The reviewer of record is the authenticated caller, not a name in the body.
-                    reviewer=self._principal.subject,
-                    note=body.note,
-                ),
-                result_type=ReviewOutcome,
-                rpc_timeout=self._rpc_timeout,
-            )
+            return await handle.execute_update(update, arg, result_type=result_type, rpc_timeout=self._rpc_timeout)
         except WorkflowUpdateFailedError as err:
             raise self._map_review_failure(err) from err
         except WorkflowUpdateRPCTimeoutOrCancelledError as err:
@@ -206,29 +224,6 @@ class CampaignService:
             raise ServiceUnavailable("temporal", "the campaign workflow did not answer in time") from err
         except RPCError as err:
             raise self._map_rpc(err, campaign_id) from err
-        return ApprovalResult(
-            item_id=outcome.item_id, approval_state=outcome.approval_state, remaining_pending=outcome.remaining_pending
-        )
-
-    async def decide_reallocation(self, campaign_id: str, body: ReallocationDecisionCreate) -> ReallocationDecisionResult:
-        handle = await self._running_handle(campaign_id)
-        try:
-            outcome = await handle.execute_update(
-                CampaignHandler.DECIDE_REALLOCATION,
-                ReallocationDecision(
-                    round=body.round, approve=body.decision == "approve",
-                    reviewer=self._principal.subject, note=body.note,
-                ),
-                result_type=ReallocationOutcome,
-                rpc_timeout=self._rpc_timeout,
-            )
-        except WorkflowUpdateFailedError as err:
-            raise self._map_review_failure(err) from err
-        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
-            raise ServiceUnavailable("temporal", "the campaign workflow did not answer in time") from err
-        except RPCError as err:
-            raise self._map_rpc(err, campaign_id) from err
-        return ReallocationDecisionResult(campaign_id=campaign_id, round=outcome.round, status=outcome.status)
 
     async def allocation(self, campaign_id: str) -> AllocationView:
         campaign = await self._campaign(campaign_id)

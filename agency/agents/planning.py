@@ -125,12 +125,14 @@ def plan_campaign(req: PlanRequest, *, max_posts_per_channel: int = 3) -> Campai
     values = {c: objective_value_per_dollar(objective, CHANNEL_PRIORS[c].cpm_cents, *rates[c]) for c in channels}
     weights = _normalize(values)
     market = req.market
+    weight_source = ""
     if market is not None:
         rationale.extend(market_rationale(market, brief))
         recommended = {i.channel: i.recommended_share for i in market.channels if i.recommended_share is not None}
         if market.evidence == "sufficient" and set(recommended) >= set(channels):
             # The fitted, recovery-gated allocation outranks benchmark rates.
             weights = _normalize({c: recommended[c] for c in channels})
+            weight_source = " (the market model's recommended share)"
             used_history = True
     weeks = duration_days / 7
     plans: list[ChannelPlan] = []
@@ -146,7 +148,7 @@ def plan_campaign(req: PlanRequest, *, max_posts_per_channel: int = 3) -> Campai
         )
         rationale.append(
             f"{channel}: role {prior.role}; {objective} value {values[channel]:.4g} per $1 "
-            f"→ weight {weights[channel]:.2f}; {posts} post(s) "
+            f"→ weight {weights[channel]:.2f}{weight_source}; {posts} post(s) "
             f"({prior.posts_per_week:g}/week × {weeks:.1f} weeks, capped at {max_posts_per_channel})."
         )
 

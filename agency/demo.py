@@ -33,7 +33,7 @@ DEMO_ENV = {
 }
 # The demo tenant's two years of weekly history (simulated with known truth): the market model
 # is fitted on it, so the budget split comes from the tenant's own data.
-DEMO_HISTORY_SEED = 11
+DEMO_HISTORY_SEED = 7
 DEMO_HISTORY_WEEKLY_SPEND = 3_000.0
 
 PHASES = [

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
 from agency.mmm.allocation import (
-    AllocationRequest, ChannelConstraint, InsufficientEvidence, Recommendation, horizon_value, optimal_weekly_spend,
-    optimize, recommend, recovery_gate,
+    AllocationRequest, ChannelConstraint, InsufficientEvidence, Recommendation, decision_losses, horizon_value,
+    optimal_weekly_spend, optimize, recommend, recovery_gate,
 )
 from agency.mmm.fit import fit_market
 from agency.mmm.simulator import MediaModel, random_market, simulate, truth_model
@@ -140,6 +141,40 @@ def test_gate_metrics_name_every_channel():
     for key in ("response_error_at_recommended", "response_error_at_history", "decay_error"):
         assert set(report.metrics[key]) == set(data.channels)
     assert report.metrics["allocation_regret"] >= -1e-9
+
+
+def _with_samples(fit, samples):
+    """The same fit with other bootstrap samples (adstock state kept: the curves are what differ)."""
+    return dataclasses.replace(fit, bootstrap=[{**s, "adstock_state": list(fit.adstock_state)} for s in samples])
+
+
+def _point_sample(fit) -> dict:
+    return {k: [getattr(c, k) for c in fit.channels] for k in ("decay", "half_saturation", "shape", "beta")}
+
+
+def test_decision_loss_is_zero_when_plausible_fits_agree_and_refuses_when_they_disagree():
+    data = simulate(random_market(5))
+    req = _request(data)
+    fit = fit_market(data, bootstrap=0, seed=0)
+    point = _point_sample(fit)
+    agreeing = _with_samples(fit, [point, point])
+    weekly = optimal_weekly_spend(agreeing, req)
+    assert np.all(decision_losses(agreeing, req, weekly) < 1e-6)
+    calm = recovery_gate(data, agreeing, req, replicas=1, seed=3, recommended=weekly)
+    assert calm.metrics["decision_expected_loss"] < 1e-6
+    assert not any("plausible fits" in r for r in calm.reasons)
+    # Plausible fits that credit the best channel's effect to the worst one: the advice hinges on which.
+    best, worst = np.argmax(fit.media_model().beta), np.argmin(fit.media_model().beta)
+    swapped = {k: list(v) for k, v in point.items()}
+    for key in ("beta", "half_saturation", "shape"):
+        swapped[key][best], swapped[key][worst] = point[key][worst], point[key][best]
+    torn = _with_samples(fit, [swapped, swapped, swapped])
+    weekly = optimal_weekly_spend(torn, req)
+    losses = decision_losses(torn, req, weekly)
+    assert len(losses) == 4 and losses.mean() > 0.02
+    report = recovery_gate(data, torn, req, replicas=1, seed=3, recommended=weekly)
+    assert not report.passed and report.metrics["decision_expected_loss"] == pytest.approx(losses.mean())
+    assert any("plausible fits" in r for r in report.reasons)
 
 
 def test_recommend_rejects_bad_request_before_fitting():

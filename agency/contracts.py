@@ -225,9 +225,21 @@ class ChannelHistory:
 
 
 @dataclass
+class PastCampaign:
+    """One earlier campaign of the tenant with metrics: whom it addressed and what it returned."""
+
+    campaign_id: str
+    audience: str
+    start_date: str
+    spend_cents: int
+    conversions: int
+
+
+@dataclass
 class CampaignHistory:
     tenant: str
     channels: list[ChannelHistory] = field(default_factory=list)
+    campaigns: list[PastCampaign] = field(default_factory=list)
 
 
 @dataclass

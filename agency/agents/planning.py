@@ -5,6 +5,7 @@ Everything is derived from the brief and the tenant's history; no clock, no rand
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from dataclasses import dataclass
@@ -12,11 +13,11 @@ from datetime import date
 
 from agency.contracts import (
     CampaignBrief,
-    CampaignHistory,
     CampaignPlan,
     ChannelHistory,
     ChannelPlan,
     MarketAssessment,
+    PastCampaign,
     PlanRequest,
 )
 
@@ -108,6 +109,8 @@ def plan_campaign(req: PlanRequest, *, max_posts_per_channel: int = 3) -> Campai
 
     tone = tone_for_audience(brief.audience)
     rationale.append(f"Tone '{tone}' chosen for audience '{brief.audience}'.")
+    rationale.extend(audience_rationale(req.history.campaigns, brief.audience))
+    rationale.extend(timing_rationale(req.history.campaigns, brief.start_date))
     key_messages = build_key_messages(brief, stages, objective)
 
     history_by_channel = {h.channel: h for h in req.history.channels}
@@ -162,6 +165,73 @@ def plan_campaign(req: PlanRequest, *, max_posts_per_channel: int = 3) -> Campai
         rationale=rationale,
         used_history=used_history,
     )
+
+
+_AUDIENCE_STOPWORDS = {"and", "or", "the", "a", "an", "of", "for", "who", "in", "on", "with", "to", "aged", "at"}
+
+
+def _audience_words(audience: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", audience.lower()) if w not in _AUDIENCE_STOPWORDS and len(w) > 2}
+
+
+def audience_rationale(past: list[PastCampaign], audience: str, *, top: int = 3) -> list[str]:
+    """How the tenant's past audiences converted (per $100), and which one this brief's is closest to."""
+    results: dict[str, list[int]] = {}
+    for c in past:
+        if c.spend_cents > 0 and c.audience.strip():
+            spend_conv = results.setdefault(" ".join(c.audience.split()), [0, 0, 0])
+            spend_conv[0] += c.spend_cents
+            spend_conv[1] += c.conversions
+            spend_conv[2] += 1
+    if not results:
+        return []
+    rate = {a: conv * 10_000 / spend for a, (spend, conv, _) in results.items()}
+    ranked = sorted(rate, key=lambda a: (-rate[a], a))
+    lines = [
+        "Past audiences: " + "; ".join(
+            f"'{a}' {rate[a]:.2f} conversions per $100 over {results[a][2]} campaign(s)" for a in ranked[:top]
+        ) + "."
+    ]
+    words = _audience_words(audience)
+    overlap = {a: words & _audience_words(a) for a in results}
+    closest = max(results, key=lambda a: (len(overlap[a]), rate[a]))
+    if overlap[closest]:
+        standing = "the best" if closest == ranked[0] else f"#{ranked.index(closest) + 1} of {len(ranked)}"
+        lines.append(
+            f"This audience is closest to '{closest}' (shared: {', '.join(sorted(overlap[closest]))}), "
+            f"{standing} past audience at {rate[closest]:.2f} conversions per $100."
+        )
+    else:
+        lines.append("This audience shares no terms with past ones: no audience history applies.")
+    return lines
+
+
+def timing_rationale(past: list[PastCampaign], start_date: str) -> list[str]:
+    """Which start months of past campaigns converted best per $100, and where this one starts."""
+    by_month: dict[int, list[int]] = {}
+    for c in past:
+        try:
+            month = date.fromisoformat(c.start_date).month
+        except ValueError:
+            continue
+        if c.spend_cents > 0:
+            acc = by_month.setdefault(month, [0, 0])
+            acc[0] += c.spend_cents
+            acc[1] += c.conversions
+    if len(by_month) < 2:
+        return []
+    rate = {m: conv * 10_000 / spend for m, (spend, conv) in by_month.items()}
+    best = max(rate, key=lambda m: (rate[m], -m))
+    start = date.fromisoformat(start_date).month
+    name = calendar.month_name
+    here = (
+        f"this campaign starts in {name[start]} ({rate[start]:.2f})" if start in rate
+        else f"no past campaign started in {name[start]}"
+    )
+    return [
+        f"Past campaigns by start month: best {name[best]} at {rate[best]:.2f} conversions per $100 "
+        f"over {len(rate)} months with history; {here}."
+    ]
 
 
 def market_rationale(market: MarketAssessment, brief: CampaignBrief) -> list[str]:

@@ -16,7 +16,7 @@ from sqlalchemy import Select, distinct, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agency.contracts import CampaignHistory, CampaignPhase, ChannelHistory, ItemMetrics
+from agency.contracts import CampaignHistory, CampaignPhase, ChannelHistory, ItemMetrics, PastCampaign
 from agency.db.models import (
     APPROVAL_STATES,
     CAMPAIGN_STATUSES,
@@ -333,15 +333,10 @@ class CampaignRepository:
         )
         return list(result)
 
-    async def channel_history(
-        self, tenant_slug: str, *, exclude_campaign_id: str | None = None
-    ) -> CampaignHistory:
-        """Per channel: campaigns with metrics, and each item's latest round summed.
-
-        Metrics are cumulative per item, so summing every round would count them repeatedly.
-        """
-        # Rank each item's rounds newest first (a window rather than DISTINCT ON, whose
-        # spelling differs between SQLAlchemy 2.0 and 2.1).
+    def _latest_item_metrics(self, tenant_slug: str, exclude_campaign_id: str | None):
+        """Each item's newest metrics round for the tenant's campaigns (counters are cumulative,
+        so summing every round would count them repeatedly)."""
+        # A window rather than DISTINCT ON, whose spelling differs between SQLAlchemy 2.0 and 2.1.
         newest_first = (
             func.row_number()
             .over(partition_by=ChannelMetric.item_id, order_by=ChannelMetric.round.desc())
@@ -356,7 +351,14 @@ class CampaignRepository:
         if exclude_campaign_id is not None:
             ranked = ranked.where(ChannelMetric.campaign_id != exclude_campaign_id)
         ranked_sq = ranked.subquery()
-        per_item = select(ranked_sq).where(ranked_sq.c.newest_first == 1).subquery()
+        return select(ranked_sq).where(ranked_sq.c.newest_first == 1).subquery()
+
+    async def channel_history(
+        self, tenant_slug: str, *, exclude_campaign_id: str | None = None
+    ) -> CampaignHistory:
+        """Per channel: campaigns with metrics and their summed totals; per past campaign: its
+        audience and totals (the planner compares audiences)."""
+        per_item = self._latest_item_metrics(tenant_slug, exclude_campaign_id)
         stmt = (
             select(
                 per_item.c.channel,
@@ -370,18 +372,38 @@ class CampaignRepository:
             .order_by(per_item.c.channel)
         )
         rows = (await self.session.execute(stmt)).all()
+        by_campaign = (
+            select(
+                Campaign.id,
+                Campaign.brief["audience"].astext,
+                Campaign.brief["start_date"].astext,
+                func.sum(per_item.c.spend_cents),
+                func.sum(per_item.c.conversions),
+            )
+            .join(per_item, per_item.c.campaign_id == Campaign.id)
+            .group_by(Campaign.id)
+            .order_by(Campaign.id)
+        )
+        campaigns = (await self.session.execute(by_campaign)).all()
         return CampaignHistory(
             tenant=tenant_slug,
             channels=[
                 ChannelHistory(
                     channel=channel,
-                    campaigns=int(campaigns),
+                    campaigns=int(campaigns_),
                     spend_cents=int(spend),
                     impressions=int(impressions),
                     clicks=int(clicks),
                     conversions=int(conversions),
                 )
-                for channel, campaigns, spend, impressions, clicks, conversions in rows
+                for channel, campaigns_, spend, impressions, clicks, conversions in rows
+            ],
+            campaigns=[
+                PastCampaign(
+                    campaign_id=cid, audience=audience or "", start_date=start or "",
+                    spend_cents=int(spend or 0), conversions=int(conversions or 0),
+                )
+                for cid, audience, start, spend, conversions in campaigns
             ],
         )
 

@@ -20,7 +20,7 @@ from agency.db.repository import CampaignRepository, RecordNotFound
 
 pytestmark = pytest.mark.integration
 
-BRIEF = {"tenant": "acme", "product": "Trail shoes", "total_budget_cents": 500_000}
+BRIEF = {"tenant": "acme", "product": "Trail shoes", "audience": "trail runners", "total_budget_cents": 500_000}
 
 
 def _id(prefix: str) -> str:
@@ -295,6 +295,11 @@ async def test_channel_history_sums_latest_round_per_item_and_excludes_a_campaig
         ChannelHistory(channel="email", campaigns=1, spend_cents=0, impressions=50, clicks=5, conversions=2),
         ChannelHistory(channel="social", campaigns=2, spend_cents=2300, impressions=2900, clicks=90, conversions=10),
     ]
+    # Per past campaign (the planner compares audiences): its audience and latest totals.
+    assert {(c.campaign_id, c.audience, c.spend_cents, c.conversions) for c in history.campaigns} == {
+        (past_a, BRIEF["audience"], 300, 5),
+        (past_b, BRIEF["audience"], 2000, 7),
+    }
     with_current = await repo.channel_history(tenant)
     social = next(c for c in with_current.channels if c.channel == "social")
     assert (social.campaigns, social.impressions) == (3, 2900 + 99_999)

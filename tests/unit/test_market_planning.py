@@ -61,3 +61,38 @@ def test_budget_follows_the_recommendation_to_the_cent():
     assert budget.channels[1].marginal_conversions_per_dollar == 0.04
     with pytest.raises(ValueError, match="no spend for"):
         allocate_from_market(BudgetRequest("cmp", 100, plan), assessment(), rows[:1])
+
+
+def test_plan_compares_the_audience_with_past_campaigns():
+    from agency.contracts import PastCampaign
+
+    brief = make_brief(audience="weekend hikers in wet weather")
+    past = [
+        PastCampaign("c1", "weekend hikers aged 25-45", "2026-01-05", 100_000, 420),
+        PastCampaign("c2", "weekend hikers aged 25-45", "2026-04-05", 100_000, 380),
+        PastCampaign("c3", "trail runners", "2026-06-01", 50_000, 300),
+        PastCampaign("c4", "nobody", "2026-06-01", 0, 0),  # no spend: says nothing
+    ]
+    plan = plan_campaign(PlanRequest("cmp", brief, CampaignHistory(tenant="t", campaigns=past)))
+    text = "\n".join(plan.rationale)
+    assert ("Past audiences: 'trail runners' 60.00 conversions per $100 over 1 campaign(s); "
+            "'weekend hikers aged 25-45' 40.00 conversions per $100 over 2 campaign(s).") in text
+    assert ("This audience is closest to 'weekend hikers aged 25-45' (shared: hikers, weekend), "
+            "#2 of 2 past audience at 40.00 conversions per $100.") in text
+    fresh = plan_campaign(PlanRequest("cmp", make_brief(audience="cfo buyers"), CampaignHistory("t", campaigns=past)))
+    assert "This audience shares no terms with past ones: no audience history applies." in fresh.rationale
+
+
+def test_plan_cites_the_best_past_start_month():
+    from agency.contracts import PastCampaign
+
+    past = [
+        PastCampaign("c1", "a", "2025-11-03", 100_000, 500),
+        PastCampaign("c2", "a", "2026-03-02", 100_000, 200),
+        PastCampaign("c3", "a", "not a date", 100_000, 900),
+    ]
+    plan = plan_campaign(PlanRequest("cmp", make_brief(start_date="2026-03-01"), CampaignHistory("t", campaigns=past)))
+    assert ("Past campaigns by start month: best November at 50.00 conversions per $100 over 2 months with history; "
+            "this campaign starts in March (20.00).") in plan.rationale
+    one_month = plan_campaign(PlanRequest("cmp", make_brief(), CampaignHistory("t", campaigns=past[:1])))
+    assert not any(line.startswith("Past campaigns by start month") for line in one_month.rationale)

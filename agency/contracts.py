@@ -756,6 +756,7 @@ class RoiReportResult:
 @dataclass
 class ScheduledReportsInput:
     trigger: str = "schedule"
+    tenants: list[str] = field(default_factory=list)  # empty: every tenant with campaigns
 
 
 @dataclass

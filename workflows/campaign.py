@@ -8,7 +8,7 @@ State is queryable at every step; pause/resume are signals; cancel is Temporal c
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
@@ -334,14 +334,18 @@ class CampaignWorkflow:
                 allocation = await self._steer(inp, round_no, snapshot, experiments, outcomes, allocation, budget.fit_id)
 
         await self._enter(CampaignPhase.REPORTING)
-        report = await self._activity(
+        # Charts and a PDF take seconds: the compute limit, not the database one (timeouts are
+        # not part of replay, so histories recorded with the shorter one still replay).
+        report = await workflow.execute_activity(
             ActivityName.BUILD_REPORT,
             ReportRequest(
                 campaign_id=inp.campaign_id,
                 outcome=CampaignPhase.COMPLETED.value,
                 items=list(self._items.values()),
             ),
+            task_queue=inp.queues.orchestration,
             result_type=ReportResult,
+            **activity_options.compute(inp.timings),
         )
         await self._finish(CampaignPhase.COMPLETED, "")
         states = [item.approval_state for item in self._items.values()]
@@ -447,9 +451,6 @@ class CampaignWorkflow:
 
     @staticmethod
     def _duration_days(inp: CampaignInput) -> int:
-        # ISO dates; plain arithmetic keeps the workflow free of datetime parsing surprises.
-        from datetime import date
-
         start, end = date.fromisoformat(inp.brief.start_date), date.fromisoformat(inp.brief.end_date)
         return max(1, (end - start).days + 1)
 

@@ -26,7 +26,7 @@ from workflows.roi_report import RoiReportWorkflow
 class ScheduledReportsWorkflow:
     @workflow.run
     async def run(self, inp: ScheduledReportsInput) -> ScheduledReportsResult:
-        tenants = await workflow.execute_activity(
+        tenants = list(inp.tenants) or await workflow.execute_activity(
             ActivityName.LIST_REPORT_TENANTS,
             inp.trigger,
             result_type=list[str],

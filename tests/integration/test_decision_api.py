@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -102,3 +103,36 @@ async def test_reallocation_decision_errors(make_settings):
         bad = await api.post("/v1/campaigns/cmp_nope/reallocations", json={"round": 0, "decision": "maybe"})
         assert bad.status_code == 422
         assert {tuple(f["loc"])[-1] for f in bad.json()["error"]["fields"]} == {"round", "decision"}
+
+
+async def test_scheduled_tenant_reports(make_settings, temporal_env):
+    from temporalio.client import ScheduleIntervalSpec
+
+    from agency.contracts import ScheduledReportsInput, ScheduledReportsResult, WorkflowName
+    from workers.schedules import ensure_report_schedule
+
+    settings = make_settings(report_schedule_interval_s=3600)
+    tenant = f"sched-{uuid.uuid4().hex[:8]}"
+    client = temporal_env.client
+    # The schedule is created once; an existing one (maybe re-timed by a person) is left alone.
+    assert await ensure_report_schedule(client, settings) is True
+    assert await ensure_report_schedule(client, settings) is False
+    schedules = [s async for s in await client.list_schedules()]
+    ours = [s for s in schedules if s.id.endswith(settings.queue_orchestration)]
+    assert len(ours) == 1
+    described = await client.get_schedule_handle(ours[0].id).describe()
+    assert described.schedule.spec.intervals == [ScheduleIntervalSpec(every=timedelta(hours=1))]
+    await client.get_schedule_handle(ours[0].id).delete()
+
+    async with running_workers(client, settings, kinds=("orchestration",)), api_client(settings, tenant=tenant) as api:
+        result = await client.execute_workflow(
+            WorkflowName.SCHEDULED_REPORTS,
+            ScheduledReportsInput(trigger="schedule", tenants=[tenant]),
+            id=f"tenant-reports-test-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.queue_orchestration,
+            result_type=ScheduledReportsResult,
+        )
+        assert len(result.reports) == 1 and tenant in result.reports[0]
+        view = (await api.get(f"/v1/reports/{result.reports[0]}")).json()
+        assert view["status"] == "ready" and view["trigger"] == "schedule" and view["scope"] == "tenant"
+        assert (await api.get(view["pdf_url"])).content.startswith(b"%PDF")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -15,6 +17,19 @@ from agency.contracts import (
     PublishRequest,
     PublishResult,
 )
+
+
+@contextmanager
+def channel_errors(what: str):
+    """A refusal (4xx) fails the activity for good; an outage is retried."""
+    try:
+        yield
+    except ChannelRejected as err:
+        raise ApplicationError(
+            f"channel rejected {what}: {err}", err.body, type="ChannelRejected", non_retryable=True
+        ) from err
+    except ChannelUnavailable as err:
+        raise ApplicationError(f"channel unavailable: {err}", type="ChannelUnavailable") from err
 
 
 # A budget cut below what a live item has spent is retried at spend + headroom, a few times.
@@ -59,25 +74,15 @@ class ChannelActivities:
     async def publish_content(self, req: PublishRequest) -> PublishResult:
         # The idempotency key makes retries (worker crash after the POST landed) safe:
         # the channel answers with the post it already created.
-        try:
+        with channel_errors(f"{req.item_id}"):
             return await self._channel.publish(req)
-        except ChannelRejected as err:
-            raise ApplicationError(
-                f"channel rejected {req.item_id}: {err}", err.body, type="ChannelRejected", non_retryable=True
-            ) from err
-        except ChannelUnavailable as err:
-            raise ApplicationError(f"channel unavailable: {err}", type="ChannelUnavailable") from err
 
     @activity.defn(name=ActivityName.COLLECT_METRICS)
     async def collect_metrics(self, req: MetricsRequest) -> MetricsSnapshot:
         items = []
-        try:
+        with channel_errors("a metrics read"):
             for ref in req.published:
                 items.append(await self._channel.fetch_metrics(ref.item_id, ref.channel, ref.external_id))
-        except ChannelRejected as err:
-            raise ApplicationError(f"metrics rejected: {err}", type="ChannelRejected", non_retryable=True) from err
-        except ChannelUnavailable as err:
-            raise ApplicationError(f"channel unavailable: {err}", type="ChannelUnavailable") from err
         return MetricsSnapshot(campaign_id=req.campaign_id, round=req.round, items=items)
 
     @activity.defn(name=ActivityName.APPLY_ITEM_BUDGETS)
@@ -85,17 +90,11 @@ class ChannelActivities:
         """Set each published item's budget on its channel (idempotent per campaign, item and round)."""
         budgets = item_budgets(req)
         external = {m.item_id: m.external_id for m in req.snapshot.items}
-        try:
+        with channel_errors("a budget change"):
             for item_id, cents in budgets.items():
                 budgets[item_id] = await self._set_budget(
                     external[item_id], cents, f"{req.campaign_id}:{item_id}:budget:r{req.round}"
                 )
-        except ChannelRejected as err:
-            raise ApplicationError(
-                f"channel rejected a budget change: {err}", err.body, type="ChannelRejected", non_retryable=True
-            ) from err
-        except ChannelUnavailable as err:
-            raise ApplicationError(f"channel unavailable: {err}", type="ChannelUnavailable") from err
         return ItemBudgetsResult(updated=len(budgets), budgets=budgets)
 
     async def _set_budget(self, external_id: str, cents: int, key: str) -> int:

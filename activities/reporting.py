@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.roi_report import RoiReportActivities
+from activities.roi_report import RoiReportActivities, write_atomically
 from agency.agents.reporting import ReportInput, render_html, render_markdown, summarize
 from agency.contracts import (
     ActivityName,
@@ -29,9 +28,7 @@ from agency.serialization import from_json
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text.encode("utf-8"))
 
 
 class ReportActivities:

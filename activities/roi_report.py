@@ -38,6 +38,10 @@ from agency.reports.roi import (
 from agency.serialization import from_json
 
 
+# What an experiment's arm counts are, by the metric it was judged on (activities/experiments.py).
+EXPERIMENT_COUNTS = {"ctr": ("Impressions", "Clicks"), "cvr": ("Clicks", "Conversions")}
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
@@ -108,6 +112,7 @@ class CampaignNumbers:
                 ExperimentLine(
                     experiment_id=e.id, channel=e.channel, mode=e.mode, status=e.status, winner=e.winner,
                     threshold=result.get("threshold", ""), reason=result.get("reason", "no metrics yet"),
+                    counts=EXPERIMENT_COUNTS.get(result.get("metric", ""), ("Exposures", "Conversions")),
                     arms=[
                         ArmLine(arm_id=a["arm_id"], exposures=a["exposures"], conversions=a["conversions"],
                                 rate=a["rate"], prob_beats_control=a.get("prob_beats_control"), p_value=a.get("p_value"))

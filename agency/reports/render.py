@@ -131,7 +131,7 @@ def _arm_table(e: ExperimentLine) -> TableData:
         [a.arm_id, count(a.exposures), count(a.conversions), pct(a.rate), pct(a.prob_beats_control), p_value(a.p_value)]
         for a in e.arms
     ]
-    return TableData(["Arm", "Exposures", "Conversions", "Rate", "P(beat control)", "p-value"], rows,
+    return TableData(["Arm", *e.counts, "Rate", "P(beat control)", "p-value"], rows,
                      ["L"] + ["R"] * 5, [1.4, 1, 1, 0.8, 1.1, 0.9])
 
 

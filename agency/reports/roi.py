@@ -73,6 +73,8 @@ class ExperimentLine:
     threshold: str  # the decision rule in words, e.g. "p <= 0.05 and P(beat) >= 95%"
     reason: str
     arms: list[ArmLine]
+    # What an arm's exposures and conversions count, e.g. ("Impressions", "Clicks") for a CTR test.
+    counts: tuple[str, str] = ("Exposures", "Conversions")
 
 
 @dataclass
@@ -176,20 +178,27 @@ def marginal_roi(curve: ResponseCurve, value_per_conversion_cents: int) -> float
 def merge_channels(groups: list[list[ChannelRoi]], value_per_conversion_cents: int) -> list[ChannelRoi]:
     """Tenant scope: sum each channel's counters over campaigns, first-seen channel order.
 
+    Revenue is summed as each campaign valued its conversions (campaigns may differ), and ROI
+    follows from that sum; ``value_per_conversion_cents`` only prices lines without revenue.
     Marginal ROI does not add across campaigns (each has its own curve), so it is left None.
     """
     merged: dict[str, dict[str, int]] = {}
     for group in groups:
         for c in group:
             acc = merged.setdefault(
-                c.channel, dict.fromkeys(("spend_cents", "budget_cents", "impressions", "clicks", "conversions"), 0)
+                c.channel,
+                dict.fromkeys(("spend_cents", "budget_cents", "impressions", "clicks", "conversions", "revenue_cents"), 0),
             )
             for name in acc:
                 acc[name] += getattr(c, name)
-    return [
-        channel_roi(name, value_per_conversion_cents=value_per_conversion_cents, **counters)
-        for name, counters in merged.items()
-    ]
+    out = []
+    for name, counters in merged.items():
+        revenue = counters.pop("revenue_cents")
+        line = channel_roi(name, value_per_conversion_cents=value_per_conversion_cents, **counters)
+        line.revenue_cents = revenue
+        line.roi = roi_of(revenue, line.spend_cents)
+        out.append(line)
+    return out
 
 
 def totals(report: RoiReport) -> dict:

@@ -128,6 +128,12 @@ def test_merge_channels_sums_counters_across_campaigns() -> None:
     assert [c.channel for c in merged] == ["search", "social"]
     assert (merged[0].spend_cents, merged[0].conversions, merged[0].revenue_cents) == (400, 4, 4 * VALUE)
     assert merged[0].roi == pytest.approx(4 * VALUE / 400)
+    # A campaign that values its conversions differently keeps its own revenue in the sum.
+    c = [channel_roi("search", spend_cents=100, budget_cents=100, impressions=1, clicks=1, conversions=2,
+                     value_per_conversion_cents=3 * VALUE)]
+    with_c = merge_channels([a, b, c], VALUE)
+    assert with_c[0].revenue_cents == 4 * VALUE + 6 * VALUE
+    assert with_c[0].roi == pytest.approx(10 * VALUE / 500)
 
 
 def test_pdf_safe_spells_symbols_and_replaces_the_rest() -> None:

@@ -34,6 +34,10 @@ def experiment_config(policy: DecisionPolicy, arms: int) -> ExperimentConfig:
     return ExperimentConfig(mode=mode, alpha=policy.experiment_alpha, prob_threshold=policy.experiment_prob_threshold)
 
 
+# What an arm's (exposures, conversions) count for each metric: the report's column names.
+METRIC_COUNTS = {"ctr": ("Impressions", "Clicks"), "cvr": ("Clicks", "Conversions")}
+
+
 def arm_counts(metric: str, m: ItemMetrics) -> tuple[int, int]:
     """(exposures, conversions) of one variant for the metric the policy judges on."""
     if metric == "cvr":

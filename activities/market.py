@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 from dataclasses import asdict
-from datetime import date
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +16,7 @@ from temporalio import activity
 
 from activities.errors import business_error
 from agency.agents.budget import conversions_per_dollar, expected_conversions
+from agency.agents.planning import campaign_duration_days
 from agency.agents.reallocation import ChannelProgress, propose
 from agency.contracts import (
     ActivityName,
@@ -34,7 +34,7 @@ from agency.db.models import MarketFitRecord
 from agency.db.repository import CampaignRepository
 from agency.mmm.allocation import AllocationRequest, ChannelConstraint, InsufficientEvidence, recommend
 from agency.mmm.fit import MarketFit, fit_market
-from agency.mmm.simulator import MarketData, adstock, hill
+from agency.mmm.simulator import MarketData
 from agency.serialization import from_json, to_json
 
 # Fewer weeks than this cannot separate a channel's effect from season and trend.
@@ -105,26 +105,19 @@ def peak_month(fit: MarketFit) -> str:
 
 def channel_insights(fit: MarketFit, data: MarketData, shares: dict[str, float]) -> list[ChannelInsight]:
     model = fit.media_model()
-    contributions = []
-    for c, ch in enumerate(fit.channels):
-        contributions.append(ch.beta * hill(adstock(data.spend[:, c], ch.decay), ch.half_saturation, ch.shape))
-    media_total = float(sum(x.sum() for x in contributions)) or 1.0
+    contributions = fit.contributions(data.spend).sum(axis=0)
+    media_total = float(contributions.sum()) or 1.0
     out = []
     for c, ch in enumerate(fit.channels):
         spend = data.spend[:, c]
-        last = float(fit.last_spend[c])
-        eps = max(1.0, last * 0.01)
-        marginal = float(
-            (model.steady_response(c, last + eps) - model.steady_response(c, max(last - eps, 0.0))) / (2 * eps)
-        )
         out.append(
             ChannelInsight(
                 channel=ch.name,
                 weeks_active=int((spend > 0).sum()),
                 avg_weekly_spend_cents=int(round(float(spend.mean()) * 100)),
-                conversions_per_dollar=float(contributions[c].sum() / spend.sum()) if spend.sum() > 0 else 0.0,
-                marginal_conversions_per_dollar=marginal,
-                share_of_media_outcome=float(contributions[c].sum() / media_total),
+                conversions_per_dollar=float(contributions[c] / spend.sum()) if spend.sum() > 0 else 0.0,
+                marginal_conversions_per_dollar=float(model.steady_marginal(c, fit.last_spend[c])),
+                share_of_media_outcome=float(contributions[c] / media_total),
                 recommended_share=shares.get(ch.name),
             )
         )
@@ -233,18 +226,22 @@ class MarketActivities:
         budget = from_json(BudgetAllocation, campaign.budget)
         fit = MarketFit.from_dict(record.model) if record is not None and record.evidence == SUFFICIENT else None
         # Metrics rounds split the campaign's weeks evenly: elapsed and remaining periods.
-        horizon = _campaign_weeks(campaign.brief)
+        horizon = campaign_duration_days(campaign.brief["start_date"], campaign.brief["end_date"]) / 7
         elapsed_weeks = horizon * req.round / (req.round + req.rounds_left)
         remaining_weeks = horizon - elapsed_weeks
+        # Built once: the greedy split below evaluates the curves hundreds of times.
+        media = fit.media_model() if fit is not None else None
+        benchmark = {
+            p.channel: conversions_per_dollar(p)
+            for p in (from_json(CampaignPlan, campaign.plan).channels if campaign.plan else [])
+        }
 
         def response(channel: str, cents: float, weeks: float) -> float:
             if weeks <= 0 or cents <= 0:
                 return 0.0
-            if fit is not None and channel in fit.names:
-                return weeks * fit.response(channel, cents / 100 / weeks)
-            plan_channel = next((c for c in _plan_channels(campaign.plan) if c.channel == channel), None)
-            efficiency = conversions_per_dollar(plan_channel) if plan_channel else 0.0
-            return expected_conversions(efficiency, cents)
+            if media is not None and channel in media.channels:
+                return weeks * float(media.steady_response(media.index(channel), cents / 100 / weeks))
+            return expected_conversions(benchmark.get(channel, 0.0), cents)
 
         spent: dict[str, int] = {}
         conversions: dict[str, int] = {}
@@ -331,15 +328,6 @@ def _budget_json(budget: BudgetAllocation, after_cents: dict[str, int]) -> dict:
             ch.amount_cents = int(after_cents[ch.channel])
             ch.share = ch.amount_cents / total
     return to_json(budget)
-
-
-def _plan_channels(plan_json: dict | None):
-    return from_json(CampaignPlan, plan_json).channels if plan_json else []
-
-
-def _campaign_weeks(brief: dict) -> float:
-    days = (date.fromisoformat(brief["end_date"]) - date.fromisoformat(brief["start_date"])).days + 1
-    return max(days / 7, 1 / 7)
 
 
 def _jsonable(value):

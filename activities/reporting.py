@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,8 +16,6 @@ from agency.contracts import (
     BudgetAllocation,
     CampaignBrief,
     CampaignPlan,
-    ItemMetrics,
-    MetricsSnapshot,
     ReportRequest,
     ReportResult,
     RoiReportRequest,
@@ -50,31 +47,17 @@ class ReportActivities:
             campaign = await repo.get_campaign(req.campaign_id)
             if campaign is None or campaign.plan is None or campaign.budget is None:
                 raise ApplicationError(f"campaign {req.campaign_id} has no plan/budget", non_retryable=True)
-            rows = await repo.campaign_metrics(req.campaign_id)
-
-        external_ids = {item.item_id: item.external_id for item in req.items}
-        rounds: dict[int, list[ItemMetrics]] = defaultdict(list)
-        for row in rows:
-            rounds[row.round].append(
-                ItemMetrics(
-                    item_id=row.item_id,
-                    channel=row.channel,
-                    external_id=external_ids.get(row.item_id, ""),
-                    impressions=row.impressions,
-                    clicks=row.clicks,
-                    conversions=row.conversions,
-                    spend_cents=row.spend_cents,
-                )
+            snapshots = await repo.campaign_snapshots(
+                req.campaign_id, {item.item_id: item.external_id for item in req.items}
             )
+
         report_input = ReportInput(
             campaign_id=req.campaign_id,
             brief=from_json(CampaignBrief, campaign.brief),
             plan=from_json(CampaignPlan, campaign.plan),
             budget=from_json(BudgetAllocation, campaign.budget),
             items=req.items,
-            metrics=[
-                MetricsSnapshot(campaign_id=req.campaign_id, round=r, items=rounds[r]) for r in sorted(rounds)
-            ],
+            metrics=snapshots,
             outcome=req.outcome,
         )
         summary = summarize(report_input)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.errors import business_error
+from activities.experiments import METRIC_COUNTS
+from agency.agents.planning import campaign_duration_days
+from agency.agents.reporting import cumulative_rounds, latest_item_metrics
 from agency.contracts import ActivityName, BudgetAllocation, CampaignBrief, RoiReportRequest, RoiReportResult
 from agency.db.decisions import DecisionRepository
 from agency.db.models import Campaign
@@ -36,10 +39,6 @@ from agency.reports.roi import (
     totals,
 )
 from agency.serialization import from_json
-
-
-# What an experiment's arm counts are, by the metric it was judged on (activities/experiments.py).
-EXPERIMENT_COUNTS = {"ctr": ("Impressions", "Clicks"), "cvr": ("Clicks", "Conversions")}
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -64,14 +63,10 @@ class CampaignNumbers:
 
     async def load(self, session: AsyncSession) -> CampaignNumbers:
         repo, decisions = CampaignRepository(session), DecisionRepository(session)
-        rows = await repo.campaign_metrics(self.campaign.id)
-        latest: dict[str, object] = {}
-        by_round: dict[int, dict[str, object]] = {}
-        for row in rows:  # ordered by round: later rounds replace earlier (counters are cumulative)
-            latest[row.item_id] = row
-            by_round[row.round] = dict(latest)
+        snapshots = await repo.campaign_snapshots(self.campaign.id)
+        latest = latest_item_metrics(snapshots)
         budgets = {c.channel: c.amount_cents for c in self.budget.channels} if self.budget else {}
-        weeks = max(1.0, ((date.fromisoformat(self.brief.end_date) - date.fromisoformat(self.brief.start_date)).days + 1) / 7)
+        weeks = max(1.0, campaign_duration_days(self.brief.start_date, self.brief.end_date) / 7)
 
         fit = await decisions.get_fit(self.budget.fit_id) if self.budget and self.budget.fit_id else None
         curves = {}
@@ -99,12 +94,8 @@ class CampaignNumbers:
             )
         self.curves = list(curves.values())
         self.rounds = [
-            RoundPoint(
-                round=r,
-                spend_cents=sum(m.spend_cents for m in items.values()),
-                conversions=sum(m.conversions for m in items.values()),
-            )
-            for r, items in sorted(by_round.items())
+            RoundPoint(round=r["round"], spend_cents=r["spend_cents"], conversions=r["conversions"])
+            for r in cumulative_rounds(snapshots)
         ]
         for e in await decisions.experiments(self.campaign.id):
             result = e.result or {}
@@ -112,7 +103,7 @@ class CampaignNumbers:
                 ExperimentLine(
                     experiment_id=e.id, channel=e.channel, mode=e.mode, status=e.status, winner=e.winner,
                     threshold=result.get("threshold", ""), reason=result.get("reason", "no metrics yet"),
-                    counts=EXPERIMENT_COUNTS.get(result.get("metric", ""), ("Exposures", "Conversions")),
+                    counts=METRIC_COUNTS.get(result.get("metric", ""), ("Exposures", "Conversions")),
                     arms=[
                         ArmLine(arm_id=a["arm_id"], exposures=a["exposures"], conversions=a["conversions"],
                                 rate=a["rate"], prob_beats_control=a.get("prob_beats_control"), p_value=a.get("p_value"))

@@ -36,7 +36,7 @@ class ReportInput:
 
 def summarize(inp: ReportInput) -> dict:
     """JSON-ready summary: per-channel and total performance, item counts, findings."""
-    latest = _latest_item_metrics(inp.metrics)
+    latest = latest_item_metrics(inp.metrics)
     budgets = {b.channel: b.amount_cents for b in inp.budget.channels}
     planned = {p.channel: p for p in inp.plan.channels}
     channel_names = _ordered_channels(inp, latest)
@@ -74,7 +74,7 @@ def summarize(inp: ReportInput) -> dict:
         "totals": totals,
         "items": _item_counts(inp.items),
         "best_channel": _best_channel(channels),
-        "rounds": _cumulative_rounds(inp.metrics),
+        "rounds": cumulative_rounds(inp.metrics),
     }
     summary["findings"] = _findings(summary)
     return summary
@@ -152,7 +152,8 @@ th:first-child,td:first-child{{text-align:left}}
 
 
 # ---- numbers --------------------------------------------------------------------------
-def _latest_item_metrics(snapshots: list[MetricsSnapshot]) -> dict[str, ItemMetrics]:
+def latest_item_metrics(snapshots: list[MetricsSnapshot]) -> dict[str, ItemMetrics]:
+    """Each item's newest counters (they are cumulative: the newest round is the item's total)."""
     latest: dict[str, tuple[int, ItemMetrics]] = {}
     for snapshot in snapshots:
         for m in snapshot.items:
@@ -161,7 +162,7 @@ def _latest_item_metrics(snapshots: list[MetricsSnapshot]) -> dict[str, ItemMetr
     return {item_id: m for item_id, (_, m) in latest.items()}
 
 
-def _cumulative_rounds(snapshots: list[MetricsSnapshot]) -> list[dict]:
+def cumulative_rounds(snapshots: list[MetricsSnapshot]) -> list[dict]:
     """Campaign totals after each round, carrying forward items a round did not report."""
     by_round: dict[int, list[ItemMetrics]] = defaultdict(list)
     for snapshot in snapshots:

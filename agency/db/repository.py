@@ -16,7 +16,14 @@ from sqlalchemy import Select, distinct, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agency.contracts import CampaignHistory, CampaignPhase, ChannelHistory, ItemMetrics, PastCampaign
+from agency.contracts import (
+    CampaignHistory,
+    CampaignPhase,
+    ChannelHistory,
+    ItemMetrics,
+    MetricsSnapshot,
+    PastCampaign,
+)
 from agency.db.models import (
     APPROVAL_STATES,
     CAMPAIGN_STATUSES,
@@ -332,6 +339,25 @@ class CampaignRepository:
             .execution_options(populate_existing=True)
         )
         return list(result)
+
+    async def campaign_snapshots(
+        self, campaign_id: str, external_ids: dict[str, str] | None = None
+    ) -> list[MetricsSnapshot]:
+        """The campaign's stored metrics as one snapshot per round, oldest first."""
+        rounds: dict[int, list[ItemMetrics]] = {}
+        for row in await self.campaign_metrics(campaign_id):
+            rounds.setdefault(row.round, []).append(
+                ItemMetrics(
+                    item_id=row.item_id,
+                    channel=row.channel,
+                    external_id=(external_ids or {}).get(row.item_id, ""),
+                    impressions=row.impressions,
+                    clicks=row.clicks,
+                    conversions=row.conversions,
+                    spend_cents=row.spend_cents,
+                )
+            )
+        return [MetricsSnapshot(campaign_id=campaign_id, round=r, items=rounds[r]) for r in sorted(rounds)]
 
     def _latest_item_metrics(self, tenant_slug: str, exclude_campaign_id: str | None):
         """Each item's newest metrics round for the tenant's campaigns (counters are cumulative,

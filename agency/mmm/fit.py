@@ -93,13 +93,18 @@ class MarketFit:
         season = f[0] * np.sin(angle) + f[1] * np.cos(angle) + f[2] * np.sin(2 * angle) + f[3] * np.cos(2 * angle)
         return self.intercept + self.trend * weeks + season
 
+    def contributions(self, spend: np.ndarray) -> np.ndarray:
+        """Each channel's weekly media outcome (weeks x channels) for a history starting at week 0."""
+        spend = np.asarray(spend, dtype=float)
+        return np.column_stack([
+            ch.beta * hill(adstock(spend[:, c], ch.decay), ch.half_saturation, ch.shape)
+            for c, ch in enumerate(self.channels)
+        ]).reshape(len(spend), len(self.channels))
+
     def predict(self, spend: np.ndarray) -> np.ndarray:
         """Expected weekly outcome for a spend history that starts at week 0."""
         spend = np.asarray(spend, dtype=float)
-        total = self.base_outcome(np.arange(len(spend)))
-        for c, ch in enumerate(self.channels):
-            total = total + ch.beta * hill(adstock(spend[:, c], ch.decay), ch.half_saturation, ch.shape)
-        return total
+        return self.base_outcome(np.arange(len(spend))) + self.contributions(spend).sum(axis=1)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -100,6 +100,12 @@ class MediaModel:
         """Weekly media outcome once a constant weekly spend has fully carried over."""
         return self.beta[c] * hill(weekly_spend, self.half_saturation[c], self.shape[c])
 
+    def steady_marginal(self, c: int, weekly_spend: np.ndarray | float) -> np.ndarray:
+        """d steady_response / d weekly spend: extra weekly outcome per extra dollar."""
+        x = np.maximum(np.asarray(weekly_spend, dtype=float), 1e-300)
+        h = hill(x, self.half_saturation[c], self.shape[c])
+        return self.beta[c] * self.shape[c] * h * (1.0 - h) / x
+
     def _horizon_adstock(self, c: int, weekly_spend: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         # Constant spend x from state a0: a_t = x + decay^t (a0 - x), t = 1..H.
         carry = self.decay[c] ** np.arange(1, horizon + 1)

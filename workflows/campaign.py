@@ -101,7 +101,9 @@ class CampaignWorkflow:
         self._error = ""
         # Content items waiting for the model server, with the reason their pipeline reported.
         self._waiting_for_model: dict[str, str] = {}
-        self._experiments: dict[str, ExperimentStatus] = {}
+        # Experiments started while measuring, and the latest judgement of each (status derives from both).
+        self._experiments: list[ExperimentSetup] = []
+        self._experiment_outcomes: dict[str, ExperimentOutcome] = {}
         self._pending_reallocation: ReallocationProposal | None = None
         self._reallocation_decision: ReallocationDecision | None = None
 
@@ -125,7 +127,7 @@ class CampaignWorkflow:
                 if self._waiting_for_model
                 else ""
             ),
-            experiments=list(self._experiments.values()),
+            experiments=[self._experiment_status(e) for e in self._experiments],
             pending_reallocation=self._pending_reallocation,
         )
 
@@ -303,19 +305,12 @@ class CampaignWorkflow:
 
         await self._enter(CampaignPhase.MEASURING)
         steering = bool(published) and workflow.patched(STEER_WHILE_MEASURING)
-        experiments: list[ExperimentSetup] = []
         if steering:
-            experiments = await self._activity(
+            self._experiments = await self._activity(
                 ActivityName.START_EXPERIMENTS,
                 StartExperimentsRequest(campaign_id=inp.campaign_id, published=published, policy=inp.decisions),
                 result_type=list[ExperimentSetup],
             )
-            for exp in experiments:
-                self._experiments[exp.experiment_id] = ExperimentStatus(
-                    experiment_id=exp.experiment_id, channel=exp.channel, status="running", winner=None,
-                    reason="waiting for the first metrics round",
-                )
-        outcomes: dict[str, ExperimentOutcome] = {}
         allocation = list(budget.channels)
         for round_no in range(1, inp.timings.metrics_rounds + 1):
             if not published:
@@ -331,7 +326,7 @@ class CampaignWorkflow:
             await self._activity(ActivityName.SAVE_METRICS, snapshot)
             self._metrics_rounds = round_no
             if steering:
-                allocation = await self._steer(inp, round_no, snapshot, experiments, outcomes, allocation, budget.fit_id)
+                allocation = await self._steer(inp, round_no, snapshot, allocation, budget.fit_id)
 
         await self._enter(CampaignPhase.REPORTING)
         # Charts and a PDF take seconds: the compute limit, not the database one (timeouts are
@@ -459,14 +454,13 @@ class CampaignWorkflow:
         inp: CampaignInput,
         round_no: int,
         snapshot: MetricsSnapshot,
-        experiments: list[ExperimentSetup],
-        outcomes: dict[str, ExperimentOutcome],
         allocation: list[ChannelBudget],
         fit_id: str,
     ) -> list[ChannelBudget]:
         """One steering round: judge the experiments, propose a new split, apply what holds."""
+        outcomes = self._experiment_outcomes
         weights_changed = False
-        for exp in experiments:
+        for exp in self._experiments:
             previous = outcomes.get(exp.experiment_id)
             if previous is not None and previous.status != "running":
                 continue  # decided: its winner keeps the channel's budget
@@ -484,10 +478,6 @@ class CampaignWorkflow:
             )
             weights_changed = weights_changed or previous is None or outcome.weights != previous.weights
             outcomes[exp.experiment_id] = outcome
-            self._experiments[exp.experiment_id] = ExperimentStatus(
-                experiment_id=exp.experiment_id, channel=exp.channel, status=outcome.status,
-                winner=outcome.winner, reason=outcome.reason,
-            )
 
         new_allocation = allocation
         rounds_left = inp.timings.metrics_rounds - round_no
@@ -559,6 +549,18 @@ class CampaignWorkflow:
         return status == "approved"
 
     # ---- helpers ---------------------------------------------------------------------
+    def _experiment_status(self, exp: ExperimentSetup) -> ExperimentStatus:
+        outcome = self._experiment_outcomes.get(exp.experiment_id)
+        if outcome is None:
+            return ExperimentStatus(
+                experiment_id=exp.experiment_id, channel=exp.channel, status="running", winner=None,
+                reason="waiting for the first metrics round",
+            )
+        return ExperimentStatus(
+            experiment_id=exp.experiment_id, channel=exp.channel, status=outcome.status,
+            winner=outcome.winner, reason=outcome.reason,
+        )
+
     def _pending_count(self) -> int:
         return sum(1 for i in self._items.values() if i.approval_state == ApprovalState.PENDING.value)
 

@@ -60,24 +60,22 @@ class ExperimentActivities:
         by_channel: dict[str, list[ExperimentArmRef]] = defaultdict(list)
         for ref in req.published:
             by_channel[ref.channel].append(ExperimentArmRef(arm_id=ref.item_id, external_id=ref.external_id))
-        setups = []
+        setups: list[tuple[ExperimentSetup, ExperimentConfig]] = []
         for channel, arms in by_channel.items():
             if len(arms) < 2:
                 continue
             config = experiment_config(req.policy, len(arms))
-            setups.append(
-                ExperimentSetup(
-                    experiment_id=f"{req.campaign_id}:{channel}",
-                    channel=channel,
-                    mode=config.mode,
-                    control=arms[0].arm_id,
-                    arms=arms,
-                )
+            setup = ExperimentSetup(
+                experiment_id=f"{req.campaign_id}:{channel}",
+                channel=channel,
+                mode=config.mode,
+                control=arms[0].arm_id,
+                arms=arms,
             )
+            setups.append((setup, config))
         async with self._sessions() as session, session.begin():
             repo = DecisionRepository(session)
-            for setup in setups:
-                config = experiment_config(req.policy, len(setup.arms))
+            for setup, config in setups:
                 await repo.create_experiment(
                     id=setup.experiment_id,
                     campaign_id=req.campaign_id,
@@ -95,7 +93,7 @@ class ExperimentActivities:
                     subject_id=setup.experiment_id,
                     detail={"mode": setup.mode, "arms": [a.arm_id for a in setup.arms], "control": setup.control},
                 )
-        return setups
+        return [setup for setup, _ in setups]
 
     @activity.defn(name=ActivityName.EVALUATE_EXPERIMENT)
     async def evaluate_experiment(self, req: ExperimentRound) -> ExperimentOutcome:

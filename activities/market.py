@@ -29,7 +29,7 @@ from agency.contracts import (
     ReallocationProposal,
     ReallocationRequest,
 )
-from agency.db.decisions import DecisionRepository
+from agency.db.decisions import DecisionRepository, market_fit_id
 from agency.db.models import MarketFitRecord
 from agency.db.repository import CampaignRepository
 from agency.mmm.allocation import AllocationRequest, ChannelConstraint, InsufficientEvidence, recommend
@@ -131,7 +131,7 @@ class MarketActivities:
 
     @activity.defn(name=ActivityName.FIT_MARKET_MODEL)
     async def fit_market_model(self, req: MarketRequest) -> MarketAssessment:
-        fit_id = f"fit_{req.campaign_id}"  # one per campaign: a retry finds the first
+        fit_id = market_fit_id(req.campaign_id)
         async with self._sessions() as session:
             repo = DecisionRepository(session)
             existing = await repo.get_fit(fit_id)

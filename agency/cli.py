@@ -344,7 +344,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_market_simulate(settings: Settings, args: argparse.Namespace) -> int:
     """Weekly spend and outcome of a simulated market with known truth, as CSV (+ truth JSON)."""
-    from agency.mmm.history import scaled_market, to_csv, truth_dict
+    from dataclasses import asdict
+
+    from agency.mmm.history import scaled_market, to_csv
     from agency.mmm.simulator import random_market, simulate
 
     names = [n.strip() for n in args.names.split(",")] if args.names else None
@@ -360,29 +362,16 @@ def cmd_market_simulate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.truth:
-        Path(args.truth).write_text(json.dumps(truth_dict(spec), indent=2), encoding="utf-8")
+        Path(args.truth).write_text(json.dumps(asdict(spec), indent=2), encoding="utf-8")
     return 0
 
 
 def cmd_market_recommend(settings: Settings, args: argparse.Namespace) -> int:
     """Fit a market CSV (as `market simulate` writes) and recommend a split of a future budget."""
-    import csv
-
-    import numpy as np
-
     from agency.mmm.allocation import AllocationRequest, InsufficientEvidence, recommend
-    from agency.mmm.simulator import MarketData
+    from agency.mmm.history import from_csv
 
-    with open(args.csv, encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
-    spend_cols = [i for i, h in enumerate(header) if h.endswith("_spend")]
-    data = MarketData(
-        channels=[header[i].removesuffix("_spend") for i in spend_cols],
-        week_starts=[r[0] for r in body],
-        spend=np.array([[float(r[i]) for i in spend_cols] for r in body]),
-        outcome=np.array([float(r[-1]) for r in body]),
-    )
+    data = from_csv(Path(args.csv).read_text(encoding="utf-8"))
     try:
         result = recommend(
             data, AllocationRequest(total_budget=args.budget, horizon_weeks=args.weeks, ramp_limit=args.ramp_limit)

@@ -268,10 +268,11 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
 
 
 def _upload_history(api: httpx.Client, channels: list[str]) -> None:
-    from agency.mmm.history import api_rows, simulated_history, tenant_market
+    from agency.mmm.history import api_rows, tenant_market
+    from agency.mmm.simulator import simulate
 
     spec = tenant_market(channels, weekly_spend_total=DEMO_HISTORY_WEEKLY_SPEND, seed=DEMO_HISTORY_SEED)
-    rows = api_rows(simulated_history(spec))
+    rows = api_rows(simulate(spec))
     response = api.put("/v1/market/weeks", json={"weeks": rows})
     if response.status_code != 200:
         raise DemoFailed(f"PUT /v1/market/weeks -> {response.status_code}: {response.text}")

@@ -28,6 +28,11 @@ from agency.db.models import (
 _NO_SYNC = {"synchronize_session": False}
 
 
+def market_fit_id(campaign_id: str) -> str:
+    """One market fit per campaign: a retried fit finds the first, readers find it by campaign."""
+    return f"fit_{campaign_id}"
+
+
 class DecisionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -61,6 +66,9 @@ class DecisionRepository:
             select(MarketWeek).where(MarketWeek.tenant_id == tenant_id).order_by(MarketWeek.week_start)
         )
         return list(result)
+
+    async def count_market_weeks(self, tenant_id: uuid.UUID) -> int:
+        return await self.session.scalar(select(func.count()).where(MarketWeek.tenant_id == tenant_id)) or 0
 
     # ---- fits --------------------------------------------------------------------------
     async def save_fit(self, record: MarketFitRecord) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, replace
 
-from agency.mmm.simulator import MarketData, MarketSpec, random_market, simulate
+import numpy as np
+from dataclasses import replace
+
+from agency.mmm.simulator import MarketData, MarketSpec, random_market
 
 
 def scaled_market(spec: MarketSpec, weekly_spend_total: float) -> MarketSpec:
@@ -56,9 +58,14 @@ def to_csv(data: MarketData) -> str:
     return out.getvalue()
 
 
-def truth_dict(spec: MarketSpec) -> dict:
-    return asdict(spec)
-
-
-def simulated_history(spec: MarketSpec) -> MarketData:
-    return simulate(spec)
+def from_csv(text: str) -> MarketData:
+    """The inverse of ``to_csv``: week_start, one ``<channel>_spend`` column per channel, outcome."""
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    spend_cols = [i for i, h in enumerate(header) if h.endswith("_spend")]
+    return MarketData(
+        channels=[header[i].removesuffix("_spend") for i in spend_cols],
+        week_starts=[r[0] for r in body],
+        spend=np.array([[float(r[i]) for i in spend_cols] for r in body]),
+        outcome=np.array([float(r[-1]) for r in body]),
+    )

@@ -37,7 +37,7 @@ from agency.contracts import (
     TaskQueues,
     WorkflowName,
 )
-from agency.db.decisions import DecisionRepository
+from agency.db.decisions import DecisionRepository, market_fit_id
 from agency.db.models import Campaign, Tenant
 from agency.db.repository import CampaignRepository
 from agency.security.rbac import Principal
@@ -228,7 +228,7 @@ class CampaignService:
     async def allocation(self, campaign_id: str) -> AllocationView:
         campaign = await self._campaign(campaign_id)
         decisions = DecisionRepository(self._session)
-        fit = await decisions.get_fit(f"fit_{campaign_id}")
+        fit = await decisions.get_fit(market_fit_id(campaign_id))
         changes = await decisions.allocation_changes(campaign_id)
         return AllocationView(
             campaign_id=campaign_id,

@@ -90,7 +90,7 @@ async def put_weeks(
             [(w.week_start, {c.value: v for c, v in w.spend_cents.items()}, w.conversions) for w in body.weeks],
             source="api",
         )
-        total = len(await repo.market_weeks(tenant_id))
+        total = await repo.count_market_weeks(tenant_id)
     return MarketWeeksStored(stored=stored, total_weeks=total)
 
 

@@ -12,7 +12,8 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from agency.db.models import ChannelMetric
-from agency.mmm.history import api_rows, simulated_history, tenant_market
+from agency.mmm.history import api_rows, tenant_market
+from agency.mmm.simulator import simulate
 from agency.reports.roi import count, money
 from api_flow import finished, in_phase, record_history, start_campaign, wait_for
 from conftest import api_client, running_workers, sandbox_client
@@ -31,7 +32,7 @@ CAMPAIGN = {
 
 
 def history_rows(channels: list[str], weekly: float, seed: int = HISTORY_SEED) -> list[dict]:
-    return api_rows(simulated_history(tenant_market(channels, weekly_spend_total=weekly, seed=seed)))
+    return api_rows(simulate(tenant_market(channels, weekly_spend_total=weekly, seed=seed)))
 
 
 def pending_reallocation(view: dict) -> bool:

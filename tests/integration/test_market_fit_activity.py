@@ -17,7 +17,8 @@ from activities.planning import PlanningActivities
 from agency.contracts import BudgetRequest, CampaignBrief, CampaignHistory, MarketRequest, PlanRequest
 from agency.db.decisions import DecisionRepository
 from agency.db.repository import CampaignRepository
-from agency.mmm.history import simulated_history, tenant_market
+from agency.mmm.history import tenant_market
+from agency.mmm.simulator import simulate
 from agency.serialization import from_json
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,7 @@ CHANNELS = ["social", "email"]
 async def seed_tenant(sessions, *, spend_variation: float, seed: int = 11) -> tuple[str, str]:
     tenant = f"fit-{uuid.uuid4().hex[:8]}"
     campaign_id = f"cmp_{uuid.uuid4().hex[:12]}"
-    data = simulated_history(tenant_market(CHANNELS, weekly_spend_total=4000.0, seed=seed, spend_variation=spend_variation))
+    data = simulate(tenant_market(CHANNELS, weekly_spend_total=4000.0, seed=seed, spend_variation=spend_variation))
     brief = {
         "tenant": tenant, "product": "Trail boots", "audience": "hikers", "goals": ["drive sales"],
         "channels": CHANNELS, "total_budget_cents": 400_000, "start_date": "2026-12-07", "end_date": "2026-12-13",

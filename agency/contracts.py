@@ -88,9 +88,20 @@ class Channel(str, Enum):
 
 
 class ContentFormat(str, Enum):
-    BLOG_POST = "blog_post"
-    SOCIAL_POST = "social_post"
-    EMAIL = "email"  # subject + body
+    BLOG_POST = "blog_post"  # title + outline + body + CTA
+    SOCIAL_POST = "social_post"  # one generic post (campaigns started before per-network formats)
+    EMAIL = "email"  # subject + preheader + body + CTA
+    X_POST = "x_post"  # <= 280 characters, CTA and hashtags included
+    LINKEDIN_POST = "linkedin_post"
+    INSTAGRAM_CAPTION = "instagram_caption"  # caption + hashtags
+
+
+# The social channel publishes one post per network for each message it carries.
+SOCIAL_NETWORK_FORMATS: tuple[str, ...] = (
+    ContentFormat.X_POST.value,
+    ContentFormat.LINKEDIN_POST.value,
+    ContentFormat.INSTAGRAM_CAPTION.value,
+)
 
 
 CHANNEL_FORMAT: dict[str, str] = {
@@ -344,11 +355,73 @@ class BudgetAllocation:
     fit_id: str = ""
 
 
+# ---- brand and content strategy --------------------------------------------------------
+@dataclass
+class Persona:
+    name: str
+    description: str
+    needs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BrandProfile:
+    """A tenant's voice and rules for copy; versioned, and each campaign records the version it used."""
+
+    tenant: str
+    version: int
+    voice: str  # e.g. "warm, practical, plain-spoken; no hype"
+    vocabulary_use: list[str] = field(default_factory=list)  # words and phrases the brand prefers
+    vocabulary_avoid: list[str] = field(default_factory=list)  # banned: a draft using one is blocked
+    # Claims the copy may make only when the brief's key_claims substantiate them (else blocked).
+    claims_needing_substantiation: list[str] = field(default_factory=list)
+    personas: list[Persona] = field(default_factory=list)
+
+
+@dataclass
+class MessageBrief:
+    """One message of the campaign, shared by every item that carries it (blog, social, email)."""
+
+    message_id: str  # f"{campaign_id}:m{n}"
+    topic: str
+    message: str  # the single point every item of the set makes
+    cta: str  # the same call to action everywhere, e.g. "Shop the Trailblaze boot"
+    cta_url: str = ""
+    hashtags: list[str] = field(default_factory=list)  # without '#'
+    keywords: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TopicTrend:
+    """A topic gaining (or losing) attention: in the tenant's own results or in competitors' feeds."""
+
+    topic: str
+    source: str  # "own" | "competitor"
+    momentum: float  # relative growth per period; > 0 rising
+    keywords: list[str] = field(default_factory=list)
+    evidence: str = ""  # what the number rests on, in words
+
+
+@dataclass
+class ContentRecommendation:
+    """A numbered, concrete finding of the performance analyzer that the strategy agent applies."""
+
+    number: int
+    factor: str  # "topic" | "format" | "weekday" | "hour" | "length"
+    level: str  # e.g. "Tuesday", "x_post", "long"
+    metric: str  # "ctr" | "cvr"
+    effect: float  # relative lift vs the rest, e.g. 0.30 = +30%
+    interval: list[float]  # [low, high] 90% interval of the effect
+    confident: bool  # the interval excludes zero after multiplicity control
+    text: str  # "1. Post x_post items on Tuesday: CTR +30% (90% CI +18%..+43%, 412 items)"
+
+
 @dataclass
 class CalendarRequest:
     campaign_id: str
     brief: CampaignBrief
     plan: CampaignPlan
+    trends: list[TopicTrend] = field(default_factory=list)
+    recommendations: list[ContentRecommendation] = field(default_factory=list)
 
 
 @dataclass
@@ -358,12 +431,17 @@ class CalendarEntry:
     format: str  # ContentFormat value
     publish_on: str  # YYYY-MM-DD
     angle: str  # which key message / theme this piece carries
+    topic: str = ""
+    message_id: str = ""  # MessageBrief shared by the coordinated set; "" for legacy calendars
+    publish_hour: int | None = None  # local hour, when the strategy chose one
 
 
 @dataclass
 class ContentCalendar:
     campaign_id: str
     entries: list[CalendarEntry]
+    messages: list[MessageBrief] = field(default_factory=list)
+    rationale: list[str] = field(default_factory=list)  # why these topics, formats, days (cites numbers)
 
 
 # ---- content --------------------------------------------------------------------------
@@ -377,6 +455,10 @@ class ContentPipelineInput:
     plan: CampaignPlan
     timings: CampaignTimings
     queues: TaskQueues
+    message: MessageBrief | None = None
+    brand: BrandProfile | None = None
+    variants: int = 1  # candidates generated per round; the ranking keeps the best
+    feedback: str = ""  # a reviewer's rejection reason, fed into regeneration
 
 
 @dataclass
@@ -388,6 +470,10 @@ class GenerationRequest:
     max_tokens: int
     temperature: float
     attempt: int = 1  # regeneration count (1 = first draft)
+    message: MessageBrief | None = None
+    brand: BrandProfile | None = None
+    variant: int = 1  # which candidate of the round (seeds differ per variant)
+    feedback: str = ""  # why the previous candidate failed or was rejected
 
 
 @dataclass
@@ -402,6 +488,9 @@ class ContentDraft:
     prompt_tokens: int
     completion_tokens: int
     attempt: int = 1
+    # Named parts beyond title/body: "outline", "preheader", "cta", "hashtags" (space-separated).
+    parts: dict[str, str] = field(default_factory=dict)
+    variant: int = 1
 
 
 @dataclass
@@ -464,7 +553,10 @@ class ReviewDecision:
     item_id: str
     approve: bool
     reviewer: str
-    note: str = ""
+    note: str = ""  # on a rejection: the reason, fed back into regeneration
+    # Edit then approve: the reviewer's own copy replaces the draft (checked like any draft).
+    edited_title: str | None = None
+    edited_body: str | None = None
 
 
 @dataclass

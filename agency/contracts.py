@@ -506,6 +506,11 @@ class ComplianceRequest:
     draft: ContentDraft
     key_claims: list[str]
     relevance: float | None = None  # cosine of draft vs brief (SCORE_RELEVANCE); None: not measured
+    brand: BrandProfile | None = None  # banned vocabulary, claims needing substantiation
+    message: MessageBrief | None = None  # the CTA every item of the set must carry
+    # Highest cosine similarity to the tenant's earlier content, and which item that was.
+    duplicate_similarity: float | None = None
+    duplicate_of: str = ""
 
 
 @dataclass
@@ -885,12 +890,14 @@ class RelevanceRequest:
     entry: CalendarEntry
     title: str
     body: str
+    message: MessageBrief | None = None  # the set's shared message: the draft must carry it
 
 
 @dataclass
 class RelevanceResult:
     similarity: float  # cosine, -1..1
     model: str
+    embedding: list[float] = field(default_factory=list)  # the draft's unit vector (duplicate checks)
 
 
 # ---- model rollout ----------------------------------------------------------------------

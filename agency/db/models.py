@@ -113,6 +113,7 @@ class Campaign(Base):
     plan: Mapped[dict[str, Any] | None]
     budget: Mapped[dict[str, Any] | None]
     report_path: Mapped[str | None]
+    brand_version: Mapped[int | None] = mapped_column(Integer)  # the tenant's brand profile it used
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -172,6 +173,12 @@ class ContentVersion(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     compliance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # Named parts beyond title/body (outline, preheader, cta, hashtags) and the generation details:
+    # which candidate won, the ranking of all candidates, the message it carries.
+    parts: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    generation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # Sentence embedding of the copy (unit vector), for duplicate detection across the tenant's content.
+    embedding: Mapped[list[float] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -366,3 +373,35 @@ class Report(Base):
     error: Mapped[str] = mapped_column(server_default="")
     created_at: Mapped[datetime] = _created_at()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# ---- content agents: brand profiles, performance recommendations --------------------------
+class BrandProfileRecord(Base):
+    """One version of a tenant's brand profile (voice, vocabulary, claims, personas); never updated."""
+
+    __tablename__ = "brand_profiles"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[dict[str, Any]]  # BrandProfile as JSON
+    created_by: Mapped[str] = mapped_column(server_default="")
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ContentRecommendationSet(Base):
+    """The performance analyzer's numbered recommendations at one point in time, for the strategy
+    agent's next cycle (the newest set per tenant is the one in force)."""
+
+    __tablename__ = "content_recommendations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    recommendations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)  # ContentRecommendation list
+    summary: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))  # data the analysis used
+    created_at: Mapped[datetime] = _created_at()

@@ -34,6 +34,8 @@ APP_TABLES = {
     "market_fits",
     "allocation_changes",
     "experiments",
+    "brand_profiles",
+    "content_recommendations",
     "reports",
     "audit_events",
     "audit_chain_head",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,6 +21,8 @@ from agency.contracts import (
     ReviewRecord,
     SaveContentRequest,
     SavedContent,
+    SimilarContentRequest,
+    SimilarContentResult,
     StepRecord,
 )
 from agency.db.repository import CampaignRepository
@@ -78,6 +81,9 @@ class CampaignStoreActivities:
                 completion_tokens=draft.completion_tokens,
                 compliance=to_json(req.compliance),
                 approval_state=req.approval_state,
+                parts=draft.parts,
+                generation=req.generation,
+                embedding=req.embedding,
             )
             await repo.record_agent_action(
                 campaign_id=draft.campaign_id,
@@ -89,6 +95,25 @@ class CampaignStoreActivities:
                 once_per={"version": version},
             )
         return SavedContent(item_id=draft.item_id, version=version)
+
+    @activity.defn(name=ActivityName.FIND_SIMILAR_CONTENT)
+    async def find_similar_content(self, req: SimilarContentRequest) -> SimilarContentResult:
+        """The tenant's earlier content closest to a draft (cosine of sentence embeddings)."""
+        if not req.embedding:
+            return SimilarContentResult(similarity=None)
+        async with self._sessions() as session:
+            earlier = await CampaignRepository(session).earlier_content_embeddings(
+                req.campaign_id, exclude_item=req.item_id, exclude_message=req.message_id
+            )
+        earlier = [(item_id, vector) for item_id, vector in earlier if len(vector) == len(req.embedding)]
+        if not earlier:
+            return SimilarContentResult(similarity=None)
+        matrix = np.asarray([vector for _, vector in earlier], dtype=float)
+        query = np.asarray(req.embedding, dtype=float)
+        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+        scores = matrix @ query / np.maximum(norms, 1e-12)
+        best = int(np.argmax(scores))
+        return SimilarContentResult(similarity=float(min(1.0, scores[best])), item_id=earlier[best][0])
 
     @activity.defn(name=ActivityName.RECORD_REVIEW)
     async def record_review(self, review: ReviewRecord) -> None:
@@ -170,6 +195,7 @@ class CampaignStoreActivities:
             self.load_campaign_history,
             self.record_step,
             self.save_content,
+            self.find_similar_content,
             self.record_review,
             self.notify_reviewers,
             self.mark_published,

@@ -41,6 +41,7 @@ class ReviewErrorType:
     NOT_PENDING = "ContentItemNotPending"
     INVALID = "InvalidReview"
     NO_PENDING_REALLOCATION = "NoPendingReallocation"
+    EDITED_COPY_BLOCKED = "EditedCopyBlocked"  # a reviewer's edit failed the same checks as drafts
 
 
 # ---- activity names (workflows reference activities by name, never by import) ----------
@@ -79,6 +80,13 @@ class ActivityName:
     APPLY_ITEM_BUDGETS = "apply_item_budgets"  # integrations queue: PATCH budgets on the channel
     BUILD_ROI_REPORT = "build_roi_report"
     LIST_REPORT_TENANTS = "list_report_tenants"
+    # content agents
+    LOAD_BRAND_PROFILE = "load_brand_profile"  # and record its version on the campaign
+    LOAD_CONTENT_STRATEGY_INPUTS = "load_content_strategy_inputs"  # trends + recommendations in force
+    BUILD_CONTENT_CALENDAR = "build_content_calendar"  # strategy agent: date x channel x topic x format
+    FIND_SIMILAR_CONTENT = "find_similar_content"  # nearest earlier content of the tenant (embeddings)
+    RANK_DRAFTS = "rank_drafts"
+    ANALYZE_CONTENT_PERFORMANCE = "analyze_content_performance"
 
 
 class Channel(str, Enum):
@@ -181,6 +189,11 @@ class CampaignTimings:
     # pause between readiness probes while it waits for the server to come back.
     model_server_attempts: int = 3
     model_server_probe_max_interval_s: float = 30.0
+    # Candidates generated per item and round (the ranking keeps the best), content pipelines
+    # running at once, and regenerations a reviewer's rejection reason may trigger per item.
+    generation_variants: int = 2
+    content_concurrency: int = 4
+    review_regenerations: int = 1
 
 
 @dataclass
@@ -459,6 +472,7 @@ class ContentPipelineInput:
     brand: BrandProfile | None = None
     variants: int = 1  # candidates generated per round; the ranking keeps the best
     feedback: str = ""  # a reviewer's rejection reason, fed into regeneration
+    first_attempt: int = 1  # version number of this run's first draft (regenerations continue)
 
 
 @dataclass
@@ -529,6 +543,50 @@ class SaveContentRequest:
     compliance: ComplianceResult
     approval_state: str  # ApprovalState value
     publish_on: str
+    embedding: list[float] = field(default_factory=list)
+    # How it was chosen: message/topic, the candidates' ranking, reviewer feedback it answered.
+    generation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SimilarContentRequest:
+    campaign_id: str
+    item_id: str  # excluded from the search (its own earlier versions are not "earlier content")
+    embedding: list[float]
+    # Items carrying the same message are meant to say the same thing in other formats: not duplicates.
+    message_id: str = ""
+
+
+@dataclass
+class SimilarContentResult:
+    similarity: float | None  # highest cosine to the tenant's earlier content; None: nothing to compare
+    item_id: str = ""
+
+
+@dataclass
+class DraftCandidate:
+    draft: ContentDraft
+    compliance: ComplianceResult
+    relevance: float | None = None
+    duplicate_similarity: float | None = None
+
+
+@dataclass
+class RankRequest:
+    candidates: list[DraftCandidate]
+    brand: BrandProfile | None = None
+
+
+@dataclass
+class RankResult:
+    order: list[int]  # candidate indexes, best first
+    scores: list[dict[str, Any]]  # per candidate (input order): total and its components
+
+
+@dataclass
+class StrategyInputs:
+    trends: list[TopicTrend] = field(default_factory=list)
+    recommendations: list[ContentRecommendation] = field(default_factory=list)
 
 
 @dataclass
@@ -548,6 +606,7 @@ class ContentPipelineResult:
     body: str
     attempts: int
     findings: list[ComplianceFinding] = field(default_factory=list)
+    parts: dict[str, str] = field(default_factory=dict)
 
 
 # ---- approvals ------------------------------------------------------------------------

@@ -31,7 +31,16 @@ from agency.contracts import (
     ReallocationRequest,
     StartExperimentsRequest,
     ApprovalState,
+    BrandProfile,
     BudgetAllocation,
+    CalendarEntry,
+    ComplianceRequest,
+    ComplianceResult,
+    ContentDraft,
+    MessageBrief,
+    SaveContentRequest,
+    SavedContent,
+    StrategyInputs,
     BudgetRequest,
     CalendarRequest,
     CampaignHandler,
@@ -74,9 +83,14 @@ RECORD_OUTCOME_OF_WRAPPED_ERRORS = "record-outcome-of-wrapped-errors"
 MARKET_MODEL = "market-model"
 # While measuring: evaluate A/B tests / bandits and propose budget reallocations each round.
 STEER_WHILE_MEASURING = "steer-while-measuring"
+# Brand profile, strategy calendar (topics, per-network formats, message briefs), ranked candidates
+# generated with bounded concurrency, edit-then-approve, regeneration from a rejection reason, and
+# the performance analysis that feeds the next campaign's strategy.
+CONTENT_AGENTS = "content-agents"
 
 REALLOCATION_PENDING = "pending"
 REALLOCATION_APPLIED = "applied"
+DRAFTING = "drafting"  # an item whose draft is being written (first or after a rejection)
 
 
 def root_cause_message(err: BaseException) -> str:
@@ -106,6 +120,13 @@ class CampaignWorkflow:
         self._experiment_outcomes: dict[str, ExperimentOutcome] = {}
         self._pending_reallocation: ReallocationProposal | None = None
         self._reallocation_decision: ReallocationDecision | None = None
+        self._content_agents = False
+        self._brand: BrandProfile | None = None
+        self._entries: dict[str, CalendarEntry] = {}
+        self._messages: dict[str, MessageBrief] = {}
+        # Items a reviewer rejected with a reason, waiting to be regenerated (item id, reason).
+        self._regeneration_queue: list[tuple[str, str]] = []
+        self._regenerations: dict[str, int] = {}
 
     # ---- queries, signals, updates ---------------------------------------------------
     @workflow.query(name=CampaignHandler.STATUS)
@@ -166,6 +187,11 @@ class CampaignWorkflow:
     @workflow.update(name=CampaignHandler.REVIEW)
     async def review(self, decision: ReviewDecision) -> ReviewOutcome:
         item = self._items[decision.item_id]
+        if decision.edited_body is not None:
+            await self._approve_edit(item, decision)
+            return ReviewOutcome(
+                item_id=item.item_id, approval_state=item.approval_state, remaining_pending=self._pending_count()
+            )
         state = ApprovalState.APPROVED if decision.approve else ApprovalState.REJECTED
         # Record first: the decision is durable in PostgreSQL before the workflow acts on it.
         await workflow.execute_activity(
@@ -182,9 +208,82 @@ class CampaignWorkflow:
             **activity_options.short(self._input.timings),
         )
         item.approval_state = state.value
+        if (
+            self._content_agents
+            and not decision.approve
+            and decision.note.strip()
+            and self._regenerations.get(item.item_id, 0) < self._input.timings.review_regenerations
+        ):
+            # The reason becomes the next draft's brief; the item waits for it instead of closing.
+            self._regenerations[item.item_id] = self._regenerations.get(item.item_id, 0) + 1
+            self._regeneration_queue.append((item.item_id, decision.note.strip()))
+            item.approval_state = DRAFTING
         return ReviewOutcome(
-            item_id=item.item_id, approval_state=state.value, remaining_pending=self._pending_count()
+            item_id=item.item_id, approval_state=item.approval_state, remaining_pending=self._pending_count()
         )
+
+    async def _approve_edit(self, item: ItemStatus, decision: ReviewDecision) -> None:
+        """A reviewer's own copy: checked like any draft, stored as a new version, approved."""
+        previous = self._drafts[item.item_id]
+        entry = self._entries.get(item.item_id)
+        message = self._messages.get(entry.message_id) if entry is not None else None
+        draft = ContentDraft(
+            item_id=item.item_id,
+            campaign_id=self._campaign_id,
+            channel=item.channel,
+            format=item.format,
+            title=previous.title if decision.edited_title is None else decision.edited_title,
+            body=decision.edited_body or "",
+            model=f"reviewer:{decision.reviewer}",
+            prompt_tokens=0,
+            completion_tokens=0,
+            attempt=item.version + 1,
+            parts=previous.parts,
+        )
+        check = await self._activity(
+            ActivityName.CHECK_COMPLIANCE,
+            ComplianceRequest(
+                draft=draft, key_claims=self._input.brief.key_claims, brand=self._brand, message=message
+            ),
+            result_type=ComplianceResult,
+        )
+        if not check.passed:
+            blocking = [f for f in check.findings if f.severity == "block"]
+            raise ApplicationError(
+                "the edited copy fails the checks: " + "; ".join(f"{f.rule}: {f.message}" for f in blocking),
+                [{"rule": f.rule, "message": f.message, "excerpt": f.excerpt} for f in blocking],
+                type=ReviewErrorType.EDITED_COPY_BLOCKED,
+                non_retryable=True,
+            )
+        saved = await self._activity(
+            ActivityName.SAVE_CONTENT,
+            SaveContentRequest(
+                draft=draft,
+                compliance=check,
+                approval_state=ApprovalState.PENDING.value,
+                publish_on=entry.publish_on if entry is not None else self._input.brief.start_date,
+                generation={"edited_by": decision.reviewer, "edited_from_version": item.version},
+            ),
+            result_type=SavedContent,
+        )
+        await self._activity(
+            ActivityName.RECORD_REVIEW,
+            ReviewRecord(
+                campaign_id=self._campaign_id,
+                item_id=item.item_id,
+                version=saved.version,
+                approval_state=ApprovalState.APPROVED.value,
+                reviewer=decision.reviewer,
+                note=decision.note or "edited by the reviewer",
+            ),
+        )
+        self._drafts[item.item_id] = ContentPipelineResult(
+            item_id=item.item_id, channel=item.channel, format=item.format, version=saved.version,
+            approval_state=ApprovalState.APPROVED.value, title=check.sanitized_title, body=check.sanitized_body,
+            attempts=previous.attempts, findings=check.findings, parts=previous.parts,
+        )
+        item.version = saved.version
+        item.approval_state = ApprovalState.APPROVED.value
 
     @review.validator
     def _validate_review(self, decision: ReviewDecision) -> None:
@@ -198,6 +297,10 @@ class CampaignWorkflow:
             )
         if not decision.reviewer.strip():
             raise ApplicationError("reviewer is required", type=ReviewErrorType.INVALID)
+        if decision.edited_body is not None and not decision.edited_body.strip():
+            raise ApplicationError("edited copy must not be empty", type=ReviewErrorType.INVALID)
+        if decision.edited_body is not None and not decision.approve:
+            raise ApplicationError("an edit approves the edited copy; approve must be true", type=ReviewErrorType.INVALID)
 
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
@@ -229,6 +332,11 @@ class CampaignWorkflow:
                 campaign_id=inp.campaign_id, brief=inp.brief, workflow_id=workflow.info().workflow_id
             ),
         )
+        if workflow.patched(CONTENT_AGENTS):
+            self._content_agents = True
+            self._brand = await self._activity(
+                ActivityName.LOAD_BRAND_PROFILE, inp.campaign_id, result_type=BrandProfile | None
+            )
 
         await self._enter(CampaignPhase.PLANNING)
         history = await self._activity(
@@ -248,6 +356,7 @@ class CampaignWorkflow:
             PlanRequest(campaign_id=inp.campaign_id, brief=inp.brief, history=history, market=market),
             result_type=CampaignPlan,
         )
+        self._plan = plan
 
         await self._enter(CampaignPhase.BUDGETING)
         budget = await self._activity(
@@ -262,18 +371,48 @@ class CampaignWorkflow:
         )
 
         await self._enter(CampaignPhase.SCHEDULING)
-        calendar = await self._activity(
-            ActivityName.BUILD_CALENDAR,
-            CalendarRequest(campaign_id=inp.campaign_id, brief=inp.brief, plan=plan),
-            result_type=ContentCalendar,
-        )
+        if self._content_agents:
+            inputs = await self._activity(
+                ActivityName.LOAD_CONTENT_STRATEGY_INPUTS, inp.campaign_id, result_type=StrategyInputs
+            )
+            calendar = await self._activity(
+                ActivityName.BUILD_CONTENT_CALENDAR,
+                CalendarRequest(
+                    campaign_id=inp.campaign_id, brief=inp.brief, plan=plan,
+                    trends=inputs.trends, recommendations=inputs.recommendations,
+                ),
+                result_type=ContentCalendar,
+            )
+        else:
+            calendar = await self._activity(
+                ActivityName.BUILD_CALENDAR,
+                CalendarRequest(campaign_id=inp.campaign_id, brief=inp.brief, plan=plan),
+                result_type=ContentCalendar,
+            )
+        self._messages = {m.message_id: m for m in calendar.messages}
         for entry in calendar.entries:
+            self._entries[entry.item_id] = entry
             self._items[entry.item_id] = ItemStatus(
-                item_id=entry.item_id, channel=entry.channel, format=entry.format, approval_state="drafting"
+                item_id=entry.item_id, channel=entry.channel, format=entry.format, approval_state=DRAFTING
             )
 
         await self._enter(CampaignPhase.GENERATING)
-        results = await asyncio.gather(
+        if self._content_agents:
+            results = await self._generate_bounded(inp, plan, calendar.entries)
+        else:
+            results = await self._generate_all(inp, plan, calendar.entries)
+        for result in results:
+            self._record_draft(result)
+
+        await self._enter(CampaignPhase.AWAITING_APPROVAL)
+        await self._await_approvals(inp)
+        return await self._publish_measure_report(inp, budget)
+
+    async def _generate_all(
+        self, inp: CampaignInput, plan: CampaignPlan, entries: list[CalendarEntry]
+    ) -> list[ContentPipelineResult]:
+        """Before content agents: every item's pipeline at once."""
+        return await asyncio.gather(
             *(
                 workflow.execute_child_workflow(
                     ContentPipelineWorkflow.run,
@@ -288,18 +427,53 @@ class CampaignWorkflow:
                     id=f"{workflow.info().workflow_id}/content/{entry.item_id}",
                     task_queue=inp.queues.orchestration,
                 )
-                for entry in calendar.entries
+                for entry in entries
             )
         )
-        for result in results:
-            self._drafts[result.item_id] = result
-            item = self._items[result.item_id]
-            item.version = result.version
-            item.approval_state = result.approval_state
 
-        await self._enter(CampaignPhase.AWAITING_APPROVAL)
-        await self._await_approvals(inp)
+    async def _generate_bounded(
+        self, inp: CampaignInput, plan: CampaignPlan, entries: list[CalendarEntry]
+    ) -> list[ContentPipelineResult]:
+        """One child pipeline per calendar entry, at most `content_concurrency` at a time (the
+        model server is the bottleneck; a flood of children only queues on it)."""
+        slots = asyncio.Semaphore(max(1, inp.timings.content_concurrency))
 
+        async def one(entry: CalendarEntry) -> ContentPipelineResult:
+            async with slots:
+                return await self._run_pipeline(inp, plan, entry, feedback="", first_attempt=1)
+
+        return list(await asyncio.gather(*(one(entry) for entry in entries)))
+
+    async def _run_pipeline(
+        self, inp: CampaignInput, plan: CampaignPlan, entry: CalendarEntry, *, feedback: str, first_attempt: int
+    ) -> ContentPipelineResult:
+        suffix = "" if first_attempt == 1 else f"/v{first_attempt}"
+        return await workflow.execute_child_workflow(
+            ContentPipelineWorkflow.run,
+            ContentPipelineInput(
+                campaign_id=inp.campaign_id,
+                entry=entry,
+                brief=inp.brief,
+                plan=plan,
+                timings=inp.timings,
+                queues=inp.queues,
+                message=self._messages.get(entry.message_id),
+                brand=self._brand,
+                variants=inp.timings.generation_variants,
+                feedback=feedback,
+                first_attempt=first_attempt,
+            ),
+            id=f"{workflow.info().workflow_id}/content/{entry.item_id}{suffix}",
+            task_queue=inp.queues.orchestration,
+        )
+
+    def _record_draft(self, result: ContentPipelineResult) -> None:
+        self._drafts[result.item_id] = result
+        item = self._items[result.item_id]
+        item.version = result.version
+        item.approval_state = result.approval_state
+
+    async def _publish_measure_report(self, inp: CampaignInput, budget: BudgetAllocation) -> CampaignResult:
         await self._enter(CampaignPhase.PUBLISHING)
         published = await self._publish_approved(inp, budget)
 
@@ -329,6 +503,14 @@ class CampaignWorkflow:
                 allocation = await self._steer(inp, round_no, snapshot, allocation, budget.fit_id)
 
         await self._enter(CampaignPhase.REPORTING)
+        if self._content_agents and published:
+            # What worked in this campaign (and the tenant's earlier ones) steers the next calendar.
+            await workflow.execute_activity(
+                ActivityName.ANALYZE_CONTENT_PERFORMANCE,
+                inp.campaign_id,
+                task_queue=inp.queues.orchestration,
+                **activity_options.compute(inp.timings),
+            )
         # Charts and a PDF take seconds: the compute limit, not the database one (timeouts are
         # not part of replay, so histories recorded with the shorter one still replay).
         report = await workflow.execute_activity(
@@ -384,17 +566,46 @@ class CampaignWorkflow:
                             ),
                         )
                         item.approval_state = ApprovalState.EXPIRED.value
+                # A rejection whose redraft never started stays what the reviewer decided.
+                for item_id, _ in self._regeneration_queue:
+                    self._items[item_id].approval_state = ApprovalState.REJECTED.value
+                self._regeneration_queue = []
         # Let in-flight review updates finish recording before moving on.
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _wait_for_decisions(self, seconds: float) -> bool:
         if seconds <= 0:
-            return self._pending_count() == 0
-        try:
-            await workflow.wait_condition(lambda: self._pending_count() == 0, timeout=seconds)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            return self._pending_count() == 0 and not self._regeneration_queue
+        deadline = workflow.now() + timedelta(seconds=seconds)
+        while True:
+            remaining = (deadline - workflow.now()).total_seconds()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                await workflow.wait_condition(
+                    lambda: self._pending_count() == 0 or bool(self._regeneration_queue), timeout=remaining
+                )
+            except asyncio.TimeoutError:
+                return False
+            if not self._regeneration_queue:
+                return True
+            await self._regenerate_rejected()
+
+    async def _regenerate_rejected(self) -> None:
+        """Redraft items rejected with a reason, the reason in the prompt; they come back pending."""
+        inp = self._input
+        queued, self._regeneration_queue = self._regeneration_queue, []
+        results = await asyncio.gather(*(
+            self._run_pipeline(
+                inp, self._plan, self._entries[item_id],
+                feedback=f"A reviewer rejected the previous draft: {reason}",
+                first_attempt=self._items[item_id].version + 1,
+            )
+            for item_id, reason in queued
+        ))
+        for result in results:
+            self._record_draft(result)
+        await self._notify("approval_requested")
 
     async def _publish_approved(self, inp: CampaignInput, budget: BudgetAllocation) -> list[PublishedRef]:
         approved = [i for i in self._items.values() if i.approval_state == ApprovalState.APPROVED.value]

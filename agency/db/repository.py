@@ -181,6 +181,9 @@ class CampaignRepository:
         completion_tokens: int,
         compliance: dict[str, Any],
         approval_state: str,
+        parts: dict[str, Any] | None = None,
+        generation: dict[str, Any] | None = None,
+        embedding: list[float] | None = None,
     ) -> int:
         """Upsert the item and insert ``version`` if missing; returns the version.
 
@@ -224,10 +227,40 @@ class CampaignRepository:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 compliance=compliance,
+                parts=parts or {},
+                generation=generation or {},
+                embedding=embedding or None,
             )
             .on_conflict_do_nothing(index_elements=["item_id", "version"])
         )
         return version
+
+    async def earlier_content_embeddings(
+        self, campaign_id: str, *, exclude_item: str, exclude_message: str = "", limit: int = 2000
+    ) -> list[tuple[str, list[float]]]:
+        """(item id, embedding) of the current versions of the campaign tenant's other content,
+        newest first; items carrying ``exclude_message`` (the same message in other formats) are left out."""
+        tenant = select(Campaign.tenant_id).where(Campaign.id == campaign_id).scalar_subquery()
+        stmt = (
+            select(ContentItem.id, ContentVersion.embedding)
+            .join(
+                ContentVersion,
+                (ContentVersion.item_id == ContentItem.id)
+                & (ContentVersion.version == ContentItem.current_version),
+            )
+            .join(Campaign, Campaign.id == ContentItem.campaign_id)
+            .where(
+                Campaign.tenant_id == tenant,
+                ContentItem.id != exclude_item,
+                ContentVersion.embedding.is_not(None),
+            )
+            .order_by(ContentVersion.created_at.desc())
+            .limit(limit)
+        )
+        if exclude_message:
+            stmt = stmt.where(func.coalesce(ContentVersion.generation["message_id"].astext, "") != exclude_message)
+        result = await self.session.execute(stmt)
+        return [(item_id, list(vector)) for item_id, vector in result]
 
     async def get_content_item(self, item_id: str) -> ContentItem | None:
         return await self._one_fresh(select(ContentItem).where(ContentItem.id == item_id))

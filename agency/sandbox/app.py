@@ -14,11 +14,13 @@ fields; ``details`` gives one entry per problem).
 ``email`` (else 404 ``unknown_channel``). Header ``Idempotency-Key`` is required (else 400
 ``idempotency_key_missing``; at most 255 characters). Body::
 
-    {"campaign_id": str, "item_id": str, "format": "blog_post"|"social_post"|"email",
-     "title": str, "body": str, "budget_cents": int in [0, 10**12]}
+    {"campaign_id": str, "item_id": str, "format": "blog_post"|"social_post"|"email"|
+     "x_post"|"linkedin_post"|"instagram_caption", "title": str, "body": str,
+     "budget_cents": int in [0, 10**12]}
 
-``format`` must match the channel; blog needs a title, email needs a title (the subject,
-<= 150 chars); social bodies are <= 280 chars; an empty body is rejected. Invalid requests
+``format`` must match the channel (social takes social_post and the per-network formats);
+blog needs a title, email needs a title (the subject, <= 150 chars); social bodies are <= 280
+chars (linkedin_post 3,000, instagram_caption 2,200); an empty body is rejected. Invalid requests
 get 422 ``validation_failed``; a body that is not a JSON object gets 400 ``invalid_json``.
 
 * 201 + the post: first request with this key.
@@ -95,7 +97,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agency.contracts import CHANNEL_FORMAT
+from agency.contracts import CHANNEL_FORMAT, SOCIAL_NETWORK_FORMATS
 from agency.sandbox.audience import AudienceModel, audience_model
 from agency.sandbox.store import Post, PostInput, SandboxStore
 
@@ -107,6 +109,10 @@ _MAX_KEY_LENGTH = 255
 _MAX_ID_LENGTH = 200
 _MAX_TITLE = {"blog": 200, "email": 150, "social": 200}
 _MAX_BODY = {"blog": 100_000, "email": 100_000, "social": 280}
+# The social channel also takes one post per network, each with that network's own limit.
+_CHANNEL_FORMATS = {channel: (fmt,) for channel, fmt in CHANNEL_FORMAT.items()}
+_CHANNEL_FORMATS["social"] += SOCIAL_NETWORK_FORMATS
+_MAX_FORMAT_BODY = {"x_post": 280, "linkedin_post": 3_000, "instagram_caption": 2_200}
 # Ten billion dollars: far above any campaign, far below SQLite's 64-bit integer limit.
 _MAX_BUDGET_CENTS = 10**12
 
@@ -195,14 +201,14 @@ def _validate_post(channel: str, payload: dict[str, Any]) -> _Validated:
     campaign_id = text("campaign_id", True, _MAX_ID_LENGTH)
     item_id = text("item_id", True, _MAX_ID_LENGTH)
     fmt = text("format", True, 50)
-    if fmt and fmt != CHANNEL_FORMAT[channel]:
-        problem("format", "format_mismatch", f"channel {channel} takes {CHANNEL_FORMAT[channel]}")
+    if fmt and fmt not in _CHANNEL_FORMATS[channel]:
+        problem("format", "format_mismatch", f"channel {channel} takes {' or '.join(_CHANNEL_FORMATS[channel])}")
     subject = " (the subject line)" if channel == "email" else ""
     title = text(
         "title", channel in ("blog", "email"), _MAX_TITLE[channel],
         empty_message=f"{channel} posts need a title{subject}",
     )
-    body = text("body", True, _MAX_BODY[channel])
+    body = text("body", True, _MAX_FORMAT_BODY.get(fmt, _MAX_BODY[channel]))
     budget = _budget_field(payload, problem)
 
     if problems:

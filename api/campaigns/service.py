@@ -65,6 +65,20 @@ from api.temporal_gateway import TemporalGateway, is_unavailable, unavailable
 
 
 
+# ReviewErrorType.EDITED_COPY_BLOCKED once agency.contracts has it: an edit failed compliance.
+EDITED_COPY_BLOCKED = getattr(ReviewErrorType, "EDITED_COPY_BLOCKED", "EditedCopyBlocked")
+
+
+class InvalidReview(AgencyError):
+    """422: the workflow refused the decision itself (not the item's state)."""
+
+    status_code = 422
+
+    def __init__(self, message: str, *, code: str = "invalid_review", **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.code = code
+
+
 def workflow_id_for(tenant_slug: str, campaign_id: str) -> str:
     """Workflow ids carry the tenant, so the Temporal UI and its filters show whose run it is."""
     return f"{tenant_slug}/{campaign_id}"
@@ -185,9 +199,8 @@ class CampaignService:
         return campaign_id, workflow_id
 
     async def review(self, campaign_id: str, body: ApprovalCreate) -> ApprovalResult:
-        outcome = await self._update(
+        outcome = await self.send_review(
             campaign_id,
-            CampaignHandler.REVIEW,
             ReviewDecision(
                 item_id=body.item_id,
                 approve=body.decision == "approve",
@@ -195,11 +208,14 @@ class CampaignService:
                 reviewer=self._principal.subject,
                 note=body.note,
             ),
-            ReviewOutcome,
         )
         return ApprovalResult(
             item_id=outcome.item_id, approval_state=outcome.approval_state, remaining_pending=outcome.remaining_pending
         )
+
+    async def send_review(self, campaign_id: str, decision: ReviewDecision) -> ReviewOutcome:
+        """The REVIEW update on the running campaign (also sent by the approval inbox)."""
+        return await self._update(campaign_id, CampaignHandler.REVIEW, decision, ReviewOutcome)
 
     async def decide_reallocation(self, campaign_id: str, body: ReallocationDecisionCreate) -> ReallocationDecisionResult:
         outcome = await self._update(
@@ -412,5 +428,9 @@ class CampaignService:
             if cause.type == ReviewErrorType.NO_PENDING_REALLOCATION:
                 return Conflict(cause.message, code="no_pending_reallocation")
             if cause.type == ReviewErrorType.INVALID:
-                return AgencyError(cause.message)
+                return InvalidReview(cause.message)
+            if cause.type == EDITED_COPY_BLOCKED:
+                # The workflow passes the compliance findings as the failure's first detail.
+                findings = cause.details[0] if cause.details else []
+                return InvalidReview(cause.message, code="edited_copy_blocked", details={"findings": findings})
         return Conflict(f"review was not applied: {cause}", code="review_failed")

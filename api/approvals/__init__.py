@@ -1,0 +1,1 @@
+"""The approval inbox: pending content across the tenant's campaigns, and the reviewers' decisions."""

@@ -1,0 +1,1 @@
+"""The tenant's brand profile: voice, vocabulary, claims and personas, versioned."""

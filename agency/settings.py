@@ -98,6 +98,11 @@ class Settings(BaseSettings):
 
     generation_max_tokens: int = 160
     generation_temperature: float = 0.7
+    # Content agents: candidates per item and round (the ranking keeps the best), content
+    # pipelines at once per campaign, and redrafts a reviewer's rejection reason may trigger per item.
+    generation_variants: int = Field(default=2, ge=1, le=8)
+    content_concurrency: int = Field(default=4, ge=1, le=64)
+    review_regenerations: int = Field(default=1, ge=0, le=5)
     activity_timeout_s: float = 30.0
     # How long an API call waits on Temporal (a query, an update) before answering 503.
     api_workflow_rpc_timeout_s: float = 15.0

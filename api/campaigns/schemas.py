@@ -125,6 +125,8 @@ class ContentView(BaseModel):
     completion_tokens: int
     compliance: dict[str, Any]
     external_id: str | None = None
+    parts: dict[str, Any] = {}  # outline, preheader, cta, hashtags (formats that have them)
+    generation: dict[str, Any] = {}  # message, topic, the candidates' ranking, alternatives
 
 
 class ApprovalCreate(BaseModel):

@@ -66,6 +66,19 @@ def demo_brief(today: date) -> dict:
     }
 
 
+# The demo tenant's brand profile (PUT /v1/brand): every draft is checked against it.
+DEMO_BRAND = {
+    "voice": "warm, practical and plain-spoken; talks like a hiking friend, never like an ad",
+    "vocabulary_use": ["trail", "dry feet", "weekend"],
+    "vocabulary_avoid": ["cheap", "revolutionary", "game-changer", "best in the world"],
+    "claims_needing_substantiation": ["waterproof", "free returns"],
+    "personas": [
+        {"name": "Weekend hiker", "description": "hikes most weekends, in any weather, aged 25-45",
+         "needs": ["dry feet on long wet trails", "boots that need no breaking in"]},
+    ],
+}
+
+
 class DemoFailed(Exception):
     pass
 
@@ -93,14 +106,6 @@ def _print_content(content: list[dict]) -> None:
             print(f"    | {line}")
         for finding in findings:
             print(f"    ! {finding['severity']}: {finding['rule']}: {finding['message']}")
-
-
-def _review(item: dict) -> tuple[str, str]:
-    """The demo reviewer's rule: approve clean copy; reject copy the checks warned about."""
-    warnings = [f for f in item["compliance"].get("findings", []) if f["severity"] == "warn"]
-    if warnings:
-        return "reject", f"{warnings[0]['rule']}: {warnings[0]['message']}"
-    return "approve", "no compliance warnings"
 
 
 def run_demo(settings: Settings, *, poll_s: float = 0.5, timeout_s: float = 900) -> int:
@@ -178,6 +183,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     print(f"signed in as an owner of tenant {DEMO_TENANT} (POST /v1/auth/token)")
     with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
         _upload_history(api, demo_brief(date.today())["channels"])
+        _put_brand(api)
         response = api.post("/v1/campaigns", json=demo_brief(date.today()))
         if response.status_code != 202:
             raise DemoFailed(f"POST /v1/campaigns -> {response.status_code}: {response.text}")
@@ -187,7 +193,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
 
         started = time.monotonic()
         last_line = ""
-        reviewed = False
+        reviewer = InboxReviewer()
         decided_rounds: set[int] = set()
         view: dict = {}
         while time.monotonic() - started < timeout_s:
@@ -196,25 +202,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
             if line.split("] ", 2)[-1] != last_line.split("] ", 2)[-1]:
                 print(line, flush=True)
                 last_line = line
-            if view["phase"] == CampaignPhase.AWAITING_APPROVAL.value and view["live"] and not reviewed:
-                reviewed = True
-                content = api.get(f"/v1/campaigns/{campaign_id}/content").json()
-                print("\nGenerated content awaiting approval:")
-                _print_content(content)
-                pending = [c for c in content if c["approval_state"] == "pending"]
-                decisions = [(c, *_review(c)) for c in pending]
-                if decisions and all(d == "reject" for _, d, _ in decisions):
-                    decisions = [(c, "approve", "approved despite warnings for the demo") for c, _, _ in decisions]
-                print("\nReviewing through POST /v1/campaigns/{id}/approvals:")
-                for item, decision, note in decisions:
-                    result = api.post(
-                        f"/v1/campaigns/{campaign_id}/approvals",
-                        json={"item_id": item["item_id"], "decision": decision, "note": note},
-                    )
-                    if result.status_code != 200:
-                        raise DemoFailed(f"approval of {item['item_id']} -> {result.status_code}: {result.text}")
-                    print(f"  {decision:7s} {item['item_id']}  ({note})")
-                print()
+            if view["phase"] == CampaignPhase.AWAITING_APPROVAL.value and view["live"]:
+                reviewer.review_inbox(api, campaign_id)
             pending = view.get("pending_reallocation")
             if pending and pending["round"] not in decided_rounds:
                 decided_rounds.add(pending["round"])
@@ -243,6 +232,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     _print_decisions(allocation, experiments)
     print("\n==================== content ====================")
     _print_content(content)
+    print("\n==================== content checks =============")
+    content_failures = _content_figures(content)
     print("\n==================== where to look ==============")
     print(f"generations served by Triton's content_generator: {generated}")
     print("\nmodel server (agency models status):")
@@ -262,9 +253,108 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     )
     if generated < len(content):
         raise DemoFailed("fewer model generations than content items")
+    if content_failures:
+        raise DemoFailed("content checks failed: " + "; ".join(content_failures))
     if not chain.ok:
         raise DemoFailed(f"audit chain broken at record {chain.bad_record_id}: {chain.reason}")
     return 0
+
+
+def _put_brand(api: httpx.Client) -> None:
+    response = api.put("/v1/brand", json=DEMO_BRAND)
+    if response.status_code not in (200, 201):
+        raise DemoFailed(f"PUT /v1/brand -> {response.status_code}: {response.text}")
+    print(f"brand profile version {response.json()['version']} in force (PUT /v1/brand): "
+          f"avoid {', '.join(DEMO_BRAND['vocabulary_avoid'])}")
+
+
+class InboxReviewer:
+    """The demo's reviewer, working through the approval inbox (GET/POST /v1/approvals).
+
+    Approves clean copy; rejects copy the checks warned about, with the warning as the reason (the
+    item is redrafted with that reason and comes back); edits one email (adds the free-returns line
+    the brief approved) and approves the edit. A redraft is approved whatever it says, so the demo ends.
+    """
+
+    def __init__(self) -> None:
+        self.decided: set[tuple[str, int]] = set()
+        self.rejected: set[str] = set()
+        self.edited = False
+
+    def review_inbox(self, api: httpx.Client, campaign_id: str) -> None:
+        inbox = api.get("/v1/approvals", params={"campaign_id": campaign_id, "limit": 100})
+        if inbox.status_code != 200:
+            raise DemoFailed(f"GET /v1/approvals -> {inbox.status_code}: {inbox.text}")
+        items = [i for i in inbox.json()["items"] if (i["item_id"], i["version"]) not in self.decided]
+        if not items:
+            return
+        print(f"\napproval inbox: {len(items)} item(s) to review (GET /v1/approvals)")
+        _print_content([
+            {**i, "approval_state": "pending", "completion_tokens": "-", "compliance": {"findings": i["findings"]}}
+            for i in items
+        ])
+        print()
+        for item in items:
+            self.decided.add((item["item_id"], item["version"]))
+            action = self._decide(item)
+            result = api.post(f"/v1/approvals/{quote(item['item_id'], safe='')}", json=action)
+            if result.status_code == 422 and action["action"] == "edit":
+                # The edit broke a rule (the answer names it): approve the draft as it was instead.
+                print(f"  edit refused ({result.json()['error']['message'][:120]}); approving the draft")
+                action = {"action": "approve", "reason": "edit refused by the checks"}
+                result = api.post(f"/v1/approvals/{quote(item['item_id'], safe='')}", json=action)
+            if result.status_code not in (200, 409):  # 409: decided or expired meanwhile
+                raise DemoFailed(f"review of {item['item_id']} -> {result.status_code}: {result.text}")
+            print(f"  {action['action']:7s} {item['item_id']} v{item['version']}  ({action.get('reason', '')})")
+
+    def _decide(self, item: dict) -> dict:
+        warnings = [f for f in item["findings"] if f["severity"] == "warn"]
+        if warnings and item["item_id"] not in self.rejected:
+            self.rejected.add(item["item_id"])
+            return {"action": "reject", "reason": f"{warnings[0]['message']} ({warnings[0]['rule']})"}
+        if item["format"] == "email" and not self.edited and item["item_id"] not in self.rejected:
+            self.edited = True
+            body = item["body"].rstrip() + "\n\nAnd if they don't fit: free returns for 60 days."
+            return {"action": "edit", "reason": "added the free-returns promise", "body": body}
+        reason = "redraft approved" if item["item_id"] in self.rejected else "clean copy"
+        return {"action": "approve", "reason": reason}
+
+
+def _content_figures(content: list[dict]) -> list[str]:
+    """Issue 6's content checks on the final drafts, counted; returns what failed."""
+    from agency.agents.relevance import OFF_TOPIC_THRESHOLD
+
+    drafted = [c for c in content if c["model"].startswith("content_generator") or c["generation"].get("edited_by")]
+    passed = [c for c in drafted if c["compliance"].get("passed")]
+    findings = [f for c in drafted for f in c["compliance"].get("findings", [])]
+    pii = [f for f in findings if f["rule"].startswith("pii.")]
+    banned = [f for f in findings if "banned" in f["rule"]]
+    print(f"items: {len(drafted)}; pass their format validator: {len(passed)}/{len(drafted)} "
+          f"({len(passed) / max(1, len(drafted)):.0%}); PII findings: {len(pii)}; banned-word findings: {len(banned)}")
+    similarities: dict[str, list[float]] = {}
+    for c in drafted:
+        rounds = c["generation"].get("rounds") or []
+        if not rounds:
+            continue
+        last = rounds[-1]
+        winner = next(x for x in last["candidates"] if x["variant"] == last["winner"])
+        if winner["relevance"] is not None:
+            similarities.setdefault(c["format"], []).append(winner["relevance"])
+    print(f"similarity of each item to its campaign message and brief (embeddings; threshold {OFF_TOPIC_THRESHOLD:.2f}):")
+    for fmt, values in sorted(similarities.items()):
+        print(f"  {fmt:18s} {len(values):2d} items  min {min(values):.2f}  mean {sum(values) / len(values):.2f}")
+    calls = [(len(r["candidates"]), i) for c in drafted for i, r in enumerate(c["generation"].get("rounds") or [])]
+    regenerated = sum(n for n, i in calls if i > 0)
+    print(f"model calls for these drafts: {sum(n for n, _ in calls)} ({regenerated} in regeneration rounds)")
+    failures = []
+    if len(passed) < len(drafted):
+        failures.append(f"{len(drafted) - len(passed)} item(s) fail their validator")
+    if pii or banned:
+        failures.append(f"{len(pii)} PII and {len(banned)} banned-word finding(s)")
+    low = [v for values in similarities.values() for v in values if v < OFF_TOPIC_THRESHOLD]
+    if low:
+        failures.append(f"{len(low)} item(s) below the similarity threshold")
+    return failures
 
 
 def _upload_history(api: httpx.Client, channels: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from temporalio import workflow
@@ -183,6 +184,9 @@ class ContentPipelineWorkflow:
                     publish_on=inp.entry.publish_on,
                     embedding=scored[winner][1],
                     generation={
+                        # What the draft was written from, so a preview or redraft can rebuild its prompt.
+                        "entry": asdict(inp.entry),
+                        "message": asdict(inp.message),
                         "message_id": inp.message.message_id,
                         "topic": inp.entry.topic or inp.message.topic,
                         "publish_hour": inp.entry.publish_hour,

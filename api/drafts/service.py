@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agency.agents.calendar import build_calendar
 from agency.agents.content import build_prompt
-from agency.contracts import CalendarRequest, CampaignBrief, CampaignPlan, GenerationRequest
+from agency.contracts import (
+    CalendarEntry,
+    CalendarRequest,
+    CampaignBrief,
+    CampaignPlan,
+    GenerationRequest,
+    MessageBrief,
+)
 from agency.db.repository import CampaignRepository
 from agency.inference import GenerationChunk, InferenceError, InferenceUnavailable, TritonInference
 from agency.security.rbac import Principal
@@ -75,9 +82,11 @@ class DraftPreviewService:
             raise Conflict(f"campaign {campaign_id} has no plan yet (phase: {campaign.phase})", code="plan_not_ready")
         brief = from_json(CampaignBrief, campaign.brief)
         plan = from_json(CampaignPlan, campaign.plan)
-        # The calendar is a pure function of brief and plan: the same entries the workflow made.
-        calendar = build_calendar(CalendarRequest(campaign_id=campaign_id, brief=brief, plan=plan))
-        entry = next((e for e in calendar.entries if e.item_id == item_id), None)
+        entry, message = await self._stored_entry(campaign_id, item_id)
+        if entry is None:
+            # Campaigns before the strategy calendar: the calendar is a pure function of brief and plan.
+            calendar = build_calendar(CalendarRequest(campaign_id=campaign_id, brief=brief, plan=plan))
+            entry = next((e for e in calendar.entries if e.item_id == item_id), None)
         if entry is None:
             raise NotFound(f"campaign {campaign_id} has no content item {item_id}")
         s = self._settings
@@ -88,6 +97,7 @@ class DraftPreviewService:
             plan=plan,
             max_tokens=params.max_tokens or s.generation_max_tokens,
             temperature=s.generation_temperature if params.temperature is None else params.temperature,
+            message=message,
         )
         system, prompt = build_prompt(request)
         return PreviewRequest(
@@ -98,6 +108,20 @@ class DraftPreviewService:
             temperature=request.temperature,
             seed=params.seed,
         )
+
+    async def _stored_entry(self, campaign_id: str, item_id: str) -> tuple[CalendarEntry | None, MessageBrief | None]:
+        """The calendar entry and message the item's drafts were written from, when stored with them."""
+        async with self._sessions() as session:
+            repo = CampaignRepository(session)
+            item = await repo.get_content_item(item_id)
+            if item is None or item.campaign_id != campaign_id:
+                return None, None
+            version = await repo.get_content_version(item_id, item.current_version)
+        generation = (version.generation or {}) if version is not None else {}
+        if "entry" not in generation:
+            return None, None
+        message = generation.get("message")
+        return from_json(CalendarEntry, generation["entry"]), (from_json(MessageBrief, message) if message else None)
 
     async def open_stream(self, preview: PreviewRequest) -> AsyncIterator[bytes]:
         """Start generating and wait for the first chunk, so a model server that is down is an

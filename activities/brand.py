@@ -6,11 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from agency.contracts import BrandProfile
+from agency.contracts import ActivityName, BrandProfile
 from agency.db.brand import BrandRepository, brand_profile_from
 
-# To move into agency.contracts.ActivityName as LOAD_BRAND_PROFILE (workflows refer to it by name).
-LOAD_BRAND_PROFILE = "load_brand_profile"
 UNKNOWN_CAMPAIGN = "UnknownCampaign"
 
 
@@ -18,7 +16,7 @@ class BrandActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    @activity.defn(name=LOAD_BRAND_PROFILE)
+    @activity.defn(name=ActivityName.LOAD_BRAND_PROFILE)
     async def load_brand_profile(self, campaign_id: str) -> BrandProfile | None:
         """The tenant's current profile, its version recorded on the campaign (first call wins).
 

@@ -13,11 +13,14 @@ from agency.security.rate_limit import PostgresRateLimiter
 from agency.settings import Settings, get_settings
 from api import health
 from api.api_keys import endpoints as api_keys
+from api.approvals import endpoints as approvals
 from api.audit import endpoints as audit
 from api.audit_trail import RequestContextMiddleware
 from api.auth import endpoints as auth
 from api.auth.principal import Authenticator
+from api.brand import endpoints as brand
 from api.campaigns import endpoints as campaigns
+from api.competitors import endpoints as competitors
 from api.drafts import endpoints as drafts
 from api.errors import install_error_handlers
 from api.market import endpoints as market
@@ -38,6 +41,9 @@ ROUTERS = [
     metrics.router,
     reports.router,
     market.router,
+    brand.router,
+    approvals.router,
+    competitors.router,
 ]
 
 

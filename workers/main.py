@@ -43,7 +43,11 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
     workers: list[Worker] = []
     graceful = timedelta(seconds=settings.activity_timeout_s)
     if "orchestration" in kinds:
+        from activities.brand import BrandActivities
         from activities.campaign_store import CampaignStoreActivities
+        from activities.competitive import CompetitiveStoreActivities
+        from activities.content_insights import ContentInsightActivities
+        from activities.ranking import RankingActivities
         from activities.experiments import ExperimentActivities
         from activities.market import MarketActivities
         from activities.model_rollout import RolloutAuditActivities
@@ -67,6 +71,10 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
             *MarketActivities(sessions).all(),
             *ExperimentActivities(sessions).all(),
             *RolloutAuditActivities(sessions).all(),
+            *BrandActivities(sessions).all(),
+            *ContentInsightActivities(sessions).all(),
+            *CompetitiveStoreActivities(sessions).all(),
+            *RankingActivities().all(),
         ]
         workers.append(
             Worker(
@@ -78,6 +86,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
             )
         )
     if "inference" in kinds:
+        from activities.competitive import CompetitiveEmbedActivities
         from activities.content_generation import ContentGenerationActivities
         from activities.relevance import RelevanceActivities
         from agency.inference import TenantPriorities, TritonInference
@@ -96,6 +105,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
                 activities=[
                     *ContentGenerationActivities(inference).all(),
                     *RelevanceActivities(inference).all(),
+                    *CompetitiveEmbedActivities(inference).all(),
                 ],
                 # Triton's dynamic batcher does the batching; enough slots to fill a batch.
                 max_concurrent_activities=16,
@@ -121,15 +131,18 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
         )
     if "integrations" in kinds:
         from activities.channel_publishing import ChannelActivities
+        from activities.competitive import CompetitiveFetchActivities
         from agency.channels import ChannelClient
 
         channel = ChannelClient(settings.channel_url, token=settings.channel_token.get_secret_value())
         stack.push_async_callback(channel.aclose)
+        fetch = CompetitiveFetchActivities()
+        stack.push_async_callback(fetch.close)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.queue_integrations,
-                activities=ChannelActivities(channel).all(),
+                activities=[*ChannelActivities(channel).all(), *fetch.all()],
                 graceful_shutdown_timeout=graceful,
             )
         )

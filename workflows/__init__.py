@@ -1,6 +1,7 @@
 """Temporal workflows: orchestration only (order, waiting, approvals, retries, children)."""
 
 from workflows.campaign import CampaignWorkflow
+from workflows.competitive_watch import CompetitiveWatchWorkflow
 from workflows.content_pipeline import ContentPipelineWorkflow
 from workflows.model_rollout import ModelRolloutWorkflow
 from workflows.roi_report import RoiReportWorkflow
@@ -8,6 +9,7 @@ from workflows.scheduled_reports import ScheduledReportsWorkflow
 
 ALL_WORKFLOWS = [
     CampaignWorkflow,
+    CompetitiveWatchWorkflow,
     ContentPipelineWorkflow,
     ModelRolloutWorkflow,
     RoiReportWorkflow,
@@ -17,6 +19,7 @@ ALL_WORKFLOWS = [
 __all__ = [
     "ALL_WORKFLOWS",
     "CampaignWorkflow",
+    "CompetitiveWatchWorkflow",
     "ContentPipelineWorkflow",
     "ModelRolloutWorkflow",
     "RoiReportWorkflow",

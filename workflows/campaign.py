@@ -8,6 +8,7 @@ State is queryable at every step; pause/resume are signals; cancel is Temporal c
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import date, timedelta
 
 from temporalio import workflow
@@ -262,7 +263,13 @@ class CampaignWorkflow:
                 compliance=check,
                 approval_state=ApprovalState.PENDING.value,
                 publish_on=entry.publish_on if entry is not None else self._input.brief.start_date,
-                generation={"edited_by": decision.reviewer, "edited_from_version": item.version},
+                generation={
+                    "edited_by": decision.reviewer,
+                    "edited_from_version": item.version,
+                    "entry": asdict(entry) if entry is not None else None,
+                    "message": asdict(message) if message is not None else None,
+                    "message_id": message.message_id if message is not None else "",
+                },
             ),
             result_type=SavedContent,
         )

@@ -3,8 +3,9 @@
 Each tested level is compared with the rest as a ratio of rates (CTR = clicks / impressions,
 CVR = conversions / clicks). Items differ far more than binomial noise allows (one post goes
 viral, another flops), so a pooled binomial test would call almost everything significant.
-Instead every rate is a ratio estimator over *items* with its robust (sandwich) variance —
-the quasi-likelihood answer to overdispersion — and the lift gets a Welch t interval. Then
+Instead every rate is a ratio estimator over *items* whose variance follows the
+beta-binomial / negative-binomial form Var(y) = μ + κμ², with the overdispersion κ estimated
+per format from all of its items (method of moments); the log lift gets a normal interval. Then
 Holm's step-down controls the family-wise error over every level and metric tested: on data
 with no real effect, the chance of even one confident recommendation stays at ``alpha``.
 
@@ -19,11 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
-from agency.contracts import SOCIAL_NETWORK_FORMATS, ContentFormat, ContentRecommendation
+from agency.contracts import SOCIAL_NETWORK_FORMATS, ContentFormat, ContentRecommendation, TopicTrend
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -138,39 +139,58 @@ def _length_words(bucket: str) -> str:
 
 
 # ---- the ratio-estimator comparison --------------------------------------------------------
-def _log_ratio(y: np.ndarray, x: np.ndarray) -> tuple[float, float] | None:
-    """log(Σy/Σx) and its robust variance over items; None when nothing was observed."""
-    n = len(y)
+_NORMAL = NormalDist()
+
+
+def overdispersion(y: np.ndarray, mu: np.ndarray) -> float:
+    """Method-of-moments κ of Var(y) = μ + κμ² (beta-binomial / negative-binomial form).
+
+    κ = 0 is plain binomial noise; real content has κ > 0 because items' true rates differ.
+    Estimated over many items it is stable, unlike a per-group sandwich variance whose own
+    noise in small groups makes the far tails (what Holm looks at) too optimistic.
+    """
+    denominator = float((mu**2).sum())
+    if denominator <= 0:
+        return 0.0
+    return max(0.0, float(((y - mu) ** 2 - mu).sum()) / denominator)
+
+
+def _log_rate(y: np.ndarray, x: np.ndarray, kappa: np.ndarray) -> tuple[float, float] | None:
+    """log of the group's rate and its variance, under Var(y_i) = μ_i + κ_i μ_i², μ_i = rate · x_i.
+
+    The rate solves the quasi-likelihood equation Σ w_i (y_i - rate·x_i) = 0 with weights
+    w_i = 1 / (1 + κ_i μ_i): one viral item counts for less than its impressions would say, the
+    efficient choice when rates vary item to item. Var(log rate) = 1 / Σ w_i μ_i.
+    """
     sy, sx = float(y.sum()), float(x.sum())
-    if n < 2 or sy <= 0 or sx <= 0:
+    if sy <= 0 or sx <= 0:
         return None
-    r = sy / sx
-    residual = y - r * x
-    # Sandwich variance of a ratio estimator, n/(n-1) small-sample correction: it uses the
-    # items' actual spread, so overdispersion widens the interval instead of faking precision.
-    var = n / (n - 1) * float((residual**2).sum()) / sy**2
-    return math.log(r), var
+    rate = sy / sx
+    for _ in range(2):  # weights from the current rate; two passes settle it
+        w = 1.0 / (1.0 + kappa * rate * x)
+        rate = float((w * y).sum()) / float((w * x).sum())
+    if rate <= 0:
+        return None
+    w = 1.0 / (1.0 + kappa * rate * x)
+    return math.log(rate), 1.0 / float((w * rate * x).sum())
 
 
 def compare(
-    y_level: np.ndarray, x_level: np.ndarray, y_rest: np.ndarray, x_rest: np.ndarray, interval: float
+    level: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rest: tuple[np.ndarray, np.ndarray, np.ndarray],
+    interval: float,
 ) -> tuple[float, tuple[float, float], float] | None:
-    """(lift, interval, two-sided p) of rate(level) / rate(rest) - 1; None if not estimable."""
-    a, b = _log_ratio(y_level, x_level), _log_ratio(y_rest, x_rest)
+    """(lift, interval, two-sided p) of rate(level) / rate(rest) - 1 from (y, x, κ) per item."""
+    a, b = _log_rate(*level), _log_rate(*rest)
     if a is None or b is None:
         return None
-    (la, va), (lb, vb) = a, b
-    se2 = va + vb
-    if se2 <= 0:
+    se = math.sqrt(a[1] + b[1])
+    if se <= 0:
         return None
-    se = math.sqrt(se2)
-    # Welch-Satterthwaite degrees of freedom: the small side's variance is itself uncertain.
-    df = se2**2 / (va**2 / (len(y_level) - 1) + vb**2 / (len(y_rest) - 1)) if va > 0 and vb > 0 else len(y_level) - 1
-    df = max(1.0, df)
-    diff = la - lb
-    t = stats.t.ppf(0.5 + interval / 2, df)
-    p = float(2 * stats.t.sf(abs(diff) / se, df))
-    return math.expm1(diff), (math.expm1(diff - t * se), math.expm1(diff + t * se)), p
+    diff = a[0] - b[0]
+    z = _NORMAL.inv_cdf(0.5 + interval / 2)
+    p = math.erfc(abs(diff) / se / math.sqrt(2))
+    return math.expm1(diff), (math.expm1(diff - z * se), math.expm1(diff + z * se)), p
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -204,9 +224,11 @@ class _Columns:
             HOUR: np.array([hour_bucket(r.publish_hour) for r in rows], dtype=object),
             FORMAT_WEEKDAY: np.array([f"{r.format}@{d}" for r, d in zip(rows, weekdays)], dtype=object),
         }
-        # Expected clicks / conversions at the item's format baseline (within-format comparisons).
-        self.expected_clicks = np.zeros(len(rows))
-        self.expected_conversions = np.zeros(len(rows))
+        # Expected clicks / conversions at the item's format baseline (within-format comparisons),
+        # and each format's overdispersion around that baseline.
+        n = len(rows)
+        self.expected_clicks, self.expected_conversions = np.zeros(n), np.zeros(n)
+        self.kappa = {"ctr": np.zeros(n), "cvr": np.zeros(n)}
         for fmt in sorted(set(self.format)):
             m = self.format == fmt
             imp, clk = self.impressions[m].sum(), self.clicks[m].sum()
@@ -214,6 +236,8 @@ class _Columns:
                 self.expected_clicks[m] = self.impressions[m] * clk / imp
             if clk > 0:
                 self.expected_conversions[m] = self.clicks[m] * self.conversions[m].sum() / clk
+            self.kappa["ctr"][m] = overdispersion(self.clicks[m], self.expected_clicks[m])
+            self.kappa["cvr"][m] = overdispersion(self.conversions[m], self.expected_conversions[m])
 
 
 def _comparisons(cols: _Columns, factor: str):
@@ -256,9 +280,13 @@ def analyze_performance(
                 if n_level < settings.min_items or n_rest < settings.min_items:
                     continue
                 for metric, (y, x) in metrics.items():
-                    if metric == "cvr" and min(cols.clicks[in_level].sum(), cols.clicks[rest].sum()) < settings.min_clicks_for_cvr:
+                    fewest_clicks = min(cols.clicks[in_level].sum(), cols.clicks[rest].sum())
+                    if metric == "cvr" and fewest_clicks < settings.min_clicks_for_cvr:
                         continue
-                    result = compare(y[in_level], x[in_level], y[rest], x[rest], settings.interval)
+                    kappa = cols.kappa[metric]
+                    result = compare(
+                        (y[in_level], x[in_level], kappa[in_level]), (y[rest], x[rest], kappa[rest]), settings.interval
+                    )
                     if result is None:
                         continue
                     lift, interval, p = result
@@ -286,7 +314,7 @@ def analyze_performance(
             "tests": len(effects),
             "confident": len(confident),
             "alpha": settings.alpha,
-            "method": "ratio estimator, robust item-level variance, Welch t, Holm",
+            "method": "ratio of rates, overdispersed variance μ+κμ² (κ per format), normal interval, Holm",
         },
     )
 
@@ -308,7 +336,8 @@ def _instruction(e: LevelEffect) -> str:
         return f"{'Publish' if up else 'Avoid publishing'} on {e.level}"
     if e.factor == HOUR:
         hours = HOUR_BUCKET_HOURS[e.level]
-        return f"{'Publish' if up else 'Avoid publishing'} in the {e.level} ({hours[0]:02d}:00-{(hours[-1] + 1) % 24:02d}:00)"
+        span = f"{hours[0]:02d}:00-{(hours[-1] + 1) % 24:02d}:00"
+        return f"{'Publish' if up else 'Avoid publishing'} in the {e.level} ({span})"
     if e.factor == FORMAT:
         return f"{'Favour' if up else 'Use fewer'} {e.level} items"
     if e.factor == LENGTH:
@@ -325,7 +354,7 @@ def _recommendation(number: int, e: LevelEffect, settings: AnalysisSettings) -> 
     if e.confident:
         text = f"{number}. {_instruction(e)}: {numbers}."
     else:
-        text = f"{number}. Not confident yet, keep testing: {_instruction(e).lower()}: {numbers}."
+        text = f"{number}. Not confident yet, keep testing: {_instruction(e)}: {numbers}."
     return ContentRecommendation(
         number=number, factor=e.factor, level=e.level, metric=e.metric, effect=round(e.effect, 4),
         interval=[round(lo, 4), round(hi, 4)], confident=e.confident, text=text,
@@ -341,6 +370,7 @@ class PlantedEffect:
     level: str
     lift: float  # 0.30 = +30%
     metric: str = "ctr"
+    since: str = ""  # YYYY-MM-DD: only items published from then on (a trend); "" = always
 
 
 # Channel baselines: formats within a channel share them, so only planted effects separate them.
@@ -362,7 +392,7 @@ def simulate_performance(
     *,
     seed: int = 0,
     effects: tuple[PlantedEffect, ...] | list[PlantedEffect] = (),
-    overdispersion: float = 0.35,
+    rate_noise: float = 0.35,
     mean_impressions: float = 4000.0,
     start: str = "2026-01-05",
     weeks: int = 26,
@@ -370,39 +400,96 @@ def simulate_performance(
     topics: tuple[str, ...] = SIMULATED_TOPICS,
     formats: tuple[str, ...] = SIMULATED_FORMATS,
 ) -> list[PerformanceRow]:
-    """Published items with metrics: item-level lognormal rate noise (``overdispersion`` = its sd
-    on the log scale), binomial clicks and conversions, and the planted effects."""
+    """Published items with metrics: each item's true CTR and CVR vary around its channel's
+    baseline by a lognormal factor (``rate_noise`` = its sd on the log scale: the overdispersion),
+    clicks and conversions are binomial draws, and planted effects multiply the matching items."""
     rng = np.random.default_rng(seed)
     first = date.fromisoformat(start)
-    rows = []
+    fmt_index = rng.integers(len(formats), size=n_items)
+    topic_index = rng.integers(len(topics), size=n_items)
+    day_offsets = rng.integers(weeks * 7, size=n_items)
+    hours = rng.integers(6, 23, size=n_items)
+    length_u = rng.random(n_items)
+    impressions = np.maximum(1, rng.lognormal(math.log(mean_impressions), 0.6, size=n_items).astype(np.int64))
+    ctr_noise = np.exp(rng.normal(0, rate_noise, size=n_items))
+    cvr_noise = np.exp(rng.normal(0, rate_noise, size=n_items))
+    per_campaign = max(1, math.ceil(n_items / campaigns))
+
+    rows, ctrs, cvrs = [], np.zeros(n_items), np.zeros(n_items)
     for i in range(n_items):
-        fmt = str(formats[rng.integers(len(formats))])
+        fmt, topic = formats[fmt_index[i]], topics[topic_index[i]]
         channel = FORMAT_CHANNEL[fmt]
-        topic = str(topics[rng.integers(len(topics))])
-        day = first + timedelta(days=int(rng.integers(weeks * 7)))
-        hour = int(rng.integers(6, 23))
+        day = first + timedelta(days=int(day_offsets[i]))
         lo, hi = _LENGTH_RANGE[fmt]
-        length = int(rng.integers(lo, hi + 1))
+        length = int(lo + length_u[i] * (hi - lo))
+        weekday = WEEKDAYS[day.weekday()]
         labels = {
-            TOPIC: topic, FORMAT: fmt, LENGTH: length_bucket(length), WEEKDAY: WEEKDAYS[day.weekday()],
-            HOUR: hour_bucket(hour), FORMAT_WEEKDAY: f"{fmt}@{WEEKDAYS[day.weekday()]}",
+            TOPIC: topic, FORMAT: fmt, LENGTH: length_bucket(length), WEEKDAY: weekday,
+            HOUR: hour_bucket(int(hours[i])), FORMAT_WEEKDAY: f"{fmt}@{weekday}",
         }
         lift = {"ctr": 1.0, "cvr": 1.0}
         for e in effects:
-            if labels.get(e.factor) == e.level:
+            if labels.get(e.factor) == e.level and day.isoformat() >= e.since:
                 lift[e.metric] *= 1 + e.lift
-        impressions = max(1, int(rng.lognormal(math.log(mean_impressions), 0.6)))
-        ctr = min(0.9, _BASE_CTR[channel] * lift["ctr"] * math.exp(rng.normal(0, overdispersion)))
-        cvr = min(0.9, _BASE_CVR[channel] * lift["cvr"] * math.exp(rng.normal(0, overdispersion)))
-        clicks = int(rng.binomial(impressions, ctr))
-        conversions = int(rng.binomial(clicks, cvr))
+        ctrs[i] = min(0.9, _BASE_CTR[channel] * lift["ctr"] * ctr_noise[i])
+        cvrs[i] = min(0.9, _BASE_CVR[channel] * lift["cvr"] * cvr_noise[i])
+        campaign = f"sim_{i // per_campaign}"
         rows.append(
-            PerformanceRow(
-                item_id=f"sim_{i // max(1, n_items // campaigns)}:{channel}:{i}",
-                campaign_id=f"sim_{i // max(1, n_items // campaigns)}",
-                channel=channel, format=fmt, topic=topic, published_on=day.isoformat(), publish_hour=hour,
-                length_chars=length, impressions=impressions, clicks=clicks, conversions=conversions,
-                spend_cents=int(impressions * 0.5),
-            )
+            (f"{campaign}:{channel}:{i}", campaign, channel, fmt, topic, day.isoformat(), int(hours[i]), length)
         )
-    return rows
+    clicks = rng.binomial(impressions, ctrs)
+    conversions = rng.binomial(clicks, cvrs)
+    return [
+        PerformanceRow(
+            item_id=item_id, campaign_id=campaign, channel=channel, format=fmt, topic=topic, published_on=day,
+            publish_hour=hour, length_chars=length, impressions=int(impressions[i]), clicks=int(clicks[i]),
+            conversions=int(conversions[i]), spend_cents=int(impressions[i]) // 2,
+        )
+        for i, (item_id, campaign, channel, fmt, topic, day, hour, length) in enumerate(rows)
+    ]
+
+
+# ---- own topic trends ------------------------------------------------------------------------
+def own_topic_trends(
+    rows: list[PerformanceRow], *, window_days: int = 28, settings: AnalysisSettings | None = None
+) -> list[TopicTrend]:
+    """Topics whose CTR moved between the last ``window_days`` and the window before (the tenant's
+    own results), same-format comparison as above. Only moves that pass Holm at ``alpha``
+    count: a noisy wobble is not a trend. Momentum = relative change per window."""
+    settings = settings or AnalysisSettings()
+    rows = sorted((r for r in rows if r.impressions > 0 and r.topic.strip()), key=lambda r: r.item_id)
+    if not rows:
+        return []
+    cols = _Columns(rows)
+    days = np.array([date.fromisoformat(r.published_on).toordinal() for r in rows])
+    end = int(days.max())
+    recent = days > end - window_days
+    previous = (days <= end - window_days) & (days > end - 2 * window_days)
+    topics = cols.labels[TOPIC]
+    kappa = cols.kappa["ctr"]
+    found = []
+    for topic in sorted({t for t in topics if t is not None}):
+        now, before = (topics == topic) & recent, (topics == topic) & previous
+        if now.sum() < settings.min_items or before.sum() < settings.min_items:
+            continue
+        x = cols.expected_clicks
+        result = compare(
+            (cols.clicks[now], x[now], kappa[now]), (cols.clicks[before], x[before], kappa[before]), settings.interval
+        )
+        if result is not None:
+            found.append((topic, int(now.sum()), int(before.sum()), result))
+    trends = []
+    # Holm over the topics, as for recommendations: with many topics one would "trend" by chance.
+    for (topic, n_now, n_before, (change, (lo, hi), _)), adjusted in zip(found, holm([f[3][2] for f in found])):
+        if adjusted < settings.alpha:
+            trends.append(
+                TopicTrend(
+                    topic=topic, source="own", momentum=round(change, 4), keywords=topic.split(),
+                    evidence=(
+                        f"CTR vs same-format baseline {_pct(change)} "
+                        f"({settings.interval:.0%} CI {_pct(lo)}..{_pct(hi)}) "
+                        f"in the last {window_days} days ({n_now} items) vs the {window_days} before ({n_before} items)"
+                    ),
+                )
+            )
+    return sorted(trends, key=lambda t: (-t.momentum, t.topic))

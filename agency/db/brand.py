@@ -21,8 +21,8 @@ PROFILE_FIELDS = ("voice", "vocabulary_use", "vocabulary_avoid", "claims_needing
 
 
 def profile_content(profile: dict[str, Any]) -> dict[str, Any]:
-    """What makes two versions the same profile (for the idempotent save)."""
-    return {name: profile.get(name) for name in PROFILE_FIELDS}
+    """The stored fields, absent lists as empty: what makes two versions the same profile."""
+    return {name: profile.get(name, [] if name != "voice" else "") for name in PROFILE_FIELDS}
 
 
 def brand_profile_from(record: BrandProfileRecord) -> BrandProfile:

@@ -31,6 +31,8 @@ class Permission(StrEnum):
     BUDGET_APPROVE = "budget:approve"
     # Upload the tenant's weekly marketing history the market model is fitted on.
     MARKET_WRITE = "market:write"
+    # Publish a new version of the tenant's brand profile (voice, banned words, claims, personas).
+    BRAND_WRITE = "brand:write"
     API_KEYS_MANAGE = "api_keys:manage"
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
@@ -48,6 +50,7 @@ P = Permission
 _VIEWER = frozenset({P.CAMPAIGNS_READ, P.CONTENT_READ, P.REPORTS_READ, P.METRICS_READ})
 _MARKETER = _VIEWER | {
     P.CAMPAIGNS_CREATE, P.CAMPAIGNS_CONTROL, P.CONTENT_APPROVE, P.BUDGET_PROPOSE, P.BUDGET_APPROVE, P.MARKET_WRITE,
+    P.BRAND_WRITE,
 }
 _ADMIN = _MARKETER | {P.API_KEYS_MANAGE, P.AUDIT_READ}
 _OWNER = _ADMIN | {P.USERS_MANAGE}

@@ -17,8 +17,7 @@ from api.errors import AUTHENTICATED_ERRORS, error_responses
 router = APIRouter(prefix="/v1/brand", tags=["brand"], responses={**AUTHENTICATED_ERRORS, **error_responses(404)})
 
 # Writing the brand changes what every later campaign may say: marketers and up (rbac.py).
-# Until rbac.py defines BRAND_WRITE, the permission held by exactly those roles stands in.
-BRAND_WRITE = getattr(Permission, "BRAND_WRITE", Permission.MARKET_WRITE)
+BRAND_WRITE = Permission.BRAND_WRITE
 # Reading: whoever reads campaigns (viewers, and agent:content, which writes copy in this voice).
 BRAND_READ = Permission.CAMPAIGNS_READ
 

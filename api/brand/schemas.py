@@ -12,10 +12,18 @@ MAX_TERMS = 200  # per vocabulary list
 MAX_CLAIMS = 100
 MAX_PERSONAS = 20
 MAX_NEEDS = 20
+# PostgreSQL cannot store NUL in text or JSONB; saying so in the schema keeps it a 422, not a 500.
+NO_NUL = r"^[^\x00]*$"
 
-Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-Claim = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Need = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def text(max_length: int) -> StringConstraints:
+    """A trimmed, non-empty string of at most ``max_length`` characters."""
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length, pattern=NO_NUL)
+
+
+Term = Annotated[str, text(80)]
+Claim = Annotated[str, text(300)]
+Need = Annotated[str, text(200)]
 
 
 def _no_repeats(values: list[str], what: str) -> list[str]:
@@ -32,8 +40,8 @@ def _no_repeats(values: list[str], what: str) -> list[str]:
 class PersonaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    name: Annotated[str, text(80)]
+    description: Annotated[str, text(1000)]
     needs: Annotated[list[Need], Field(max_length=MAX_NEEDS)] = []
 
     @field_validator("needs")
@@ -47,7 +55,7 @@ class BrandProfileIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    voice: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_VOICE_CHARS)] = Field(
+    voice: Annotated[str, text(MAX_VOICE_CHARS)] = Field(
         description='How the brand sounds, e.g. "warm, practical, plain-spoken; no hype"'
     )
     vocabulary_use: Annotated[list[Term], Field(max_length=MAX_TERMS)] = Field(

@@ -65,10 +65,6 @@ from api.temporal_gateway import TemporalGateway, is_unavailable, unavailable
 
 
 
-# ReviewErrorType.EDITED_COPY_BLOCKED once agency.contracts has it: an edit failed compliance.
-EDITED_COPY_BLOCKED = getattr(ReviewErrorType, "EDITED_COPY_BLOCKED", "EditedCopyBlocked")
-
-
 class InvalidReview(AgencyError):
     """422: the workflow refused the decision itself (not the item's state)."""
 
@@ -102,6 +98,9 @@ def timings_from(settings: Settings) -> CampaignTimings:
         activity_timeout_s=settings.activity_timeout_s,
         generation_timeout_s=settings.generation_timeout_s,
         model_server_probe_max_interval_s=settings.model_server_probe_max_interval_s,
+        generation_variants=settings.generation_variants,
+        content_concurrency=settings.content_concurrency,
+        review_regenerations=settings.review_regenerations,
     )
 
 
@@ -361,6 +360,8 @@ class CampaignService:
                 completion_tokens=version.completion_tokens,
                 compliance=version.compliance or {},
                 external_id=item.external_id,
+                parts=version.parts or {},
+                generation=version.generation or {},
             )
             for item, version in await self._repo.list_content(campaign_id)
         ]
@@ -429,7 +430,7 @@ class CampaignService:
                 return Conflict(cause.message, code="no_pending_reallocation")
             if cause.type == ReviewErrorType.INVALID:
                 return InvalidReview(cause.message)
-            if cause.type == EDITED_COPY_BLOCKED:
+            if cause.type == ReviewErrorType.EDITED_COPY_BLOCKED:
                 # The workflow passes the compliance findings as the failure's first detail.
                 findings = cause.details[0] if cause.details else []
                 return InvalidReview(cause.message, code="edited_copy_blocked", details={"findings": findings})

@@ -118,7 +118,7 @@ class DraftPreviewService:
                 return None, None
             version = await repo.get_content_version(item_id, item.current_version)
         generation = (version.generation or {}) if version is not None else {}
-        if "entry" not in generation:
+        if not generation.get("entry"):
             return None, None
         message = generation.get("message")
         return from_json(CalendarEntry, generation["entry"]), (from_json(MessageBrief, message) if message else None)

@@ -43,17 +43,22 @@ async def test_content_agents_in_a_campaign(make_settings, temporal_env, inferen
         formats = {item["format"] for item in content}
         assert {"blog_post", "email", "x_post", "linkedin_post", "instagram_caption"} <= formats, formats
 
-        # One message per coordinated set: the social networks carry it on the same day.
+        # Coordinated sets: each social slot is one post per network, same message, same day.
         social = [i for i in content if i["channel"] == "social"]
-        by_message: dict[str, list[dict]] = {}
+        slots: dict[tuple[str, str], list[str]] = {}
         for item in content:
             assert item["generation"]["message_id"], item
             assert item["generation"]["brand_version"] == brand_version
-            by_message.setdefault(item["generation"]["message_id"], []).append(item)
-        for items in by_message.values():
-            networks = [i for i in items if i["channel"] == "social"]
-            assert len({i["publish_on"] for i in networks}) <= 1
-        assert social
+            if item["channel"] == "social":
+                slots.setdefault((item["generation"]["message_id"], item["publish_on"]), []).append(item["format"])
+        assert social and slots
+        for networks in slots.values():
+            assert sorted(networks) == ["instagram_caption", "linkedin_post", "x_post"]
+        # The set shares one call to action.
+        ctas = {i["generation"]["message_id"]: set() for i in content}
+        for item in content:
+            ctas[item["generation"]["message_id"]].add(item["generation"]["message"]["cta"])
+        assert all(len(c) == 1 for c in ctas.values())
 
         # Every item: N ranked candidates per round, model calls counted in Triton.
         calls = sum(len(r["candidates"]) for i in content for r in i["generation"]["rounds"])

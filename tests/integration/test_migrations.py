@@ -44,6 +44,10 @@ APP_TABLES = {
     "signing_keys",
     "refresh_tokens",
     "api_keys",
+    "competitor_watches",
+    "competitor_sources",
+    "competitor_items",
+    "competitor_topics",
 }
 
 

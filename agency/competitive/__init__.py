@@ -1,0 +1,4 @@
+"""Competitive watch: competitors' public feeds -> items -> topics with momentum -> proposals.
+
+Pure logic (parsing, robots rules, clustering); the I/O lives in activities/competitive.py.
+"""

@@ -8,15 +8,25 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import business_error
-from agency.agents.content import build_prompt, max_tokens_for, parse_generation
+from agency.agents.content import (
+    build_prompt,
+    is_message_request,
+    max_tokens_for,
+    parse_generation,
+    parse_message_draft,
+)
 from agency.contracts import ActivityName, ContentDraft, GenerationRequest
 from agency.inference import InferenceUnavailable, TritonInference
 
 
 def generation_seed(req: GenerationRequest) -> int:
-    """Stable per (campaign, item, attempt): a retried activity asks for the same sample (and
-    gets Triton's cached answer); a regeneration attempt asks for a new one."""
-    key = f"{req.campaign_id}:{req.entry.item_id}:{req.attempt}".encode()
+    """Stable per (campaign, item, attempt, variant): a retried activity asks for the same sample
+    (and gets Triton's cached answer); a regeneration attempt or another variant a new one.
+    Variant 1 keeps the key used before variants existed, so cached answers stay valid."""
+    key = f"{req.campaign_id}:{req.entry.item_id}:{req.attempt}"
+    if req.variant != 1:
+        key += f":v{req.variant}"
+    key = key.encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
 
 
@@ -31,7 +41,9 @@ class ContentGenerationActivities:
             generation = await self._inference.generate(
                 prompt,
                 system=system,
-                max_tokens=max_tokens_for(req.entry.format, req.max_tokens),
+                max_tokens=max_tokens_for(
+                    req.entry.format, req.max_tokens, message_based=is_message_request(req)
+                ),
                 temperature=req.temperature,
                 seed=generation_seed(req),
                 tenant=req.brief.tenant,
@@ -41,7 +53,11 @@ class ContentGenerationActivities:
             raise ApplicationError(f"model server unavailable: {err}", type="InferenceUnavailable") from err
         except ValueError as err:
             raise business_error(err) from err
-        title, body = parse_generation(req.entry.format, generation.text, req)
+        parts: dict[str, str] = {}
+        if is_message_request(req):
+            title, body, parts = parse_message_draft(req.entry.format, generation.text, req)
+        else:
+            title, body = parse_generation(req.entry.format, generation.text, req)
         return ContentDraft(
             item_id=req.entry.item_id,
             campaign_id=req.campaign_id,
@@ -53,6 +69,8 @@ class ContentGenerationActivities:
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             attempt=req.attempt,
+            parts=parts,
+            variant=req.variant,
         )
 
     @activity.defn(name=ActivityName.CHECK_MODEL_SERVER)

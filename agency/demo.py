@@ -271,9 +271,10 @@ def _put_brand(api: httpx.Client) -> None:
 class InboxReviewer:
     """The demo's reviewer, working through the approval inbox (GET/POST /v1/approvals).
 
-    Approves clean copy; rejects copy the checks warned about, with the warning as the reason (the
-    item is redrafted with that reason and comes back); edits one email (adds the free-returns line
-    the brief approved) and approves the edit. A redraft is approved whatever it says, so the demo ends.
+    Approves clean copy; rejects copy the checks warned about, with the warning as the reason, and
+    one X post with a reviewer's own reason (each is redrafted with its reason and comes back);
+    edits one email (adds the free-returns line the brief approved) and approves the edit. A
+    redraft is approved whatever it says, so the demo ends.
     """
 
     def __init__(self) -> None:
@@ -312,10 +313,14 @@ class InboxReviewer:
         if warnings and item["item_id"] not in self.rejected:
             self.rejected.add(item["item_id"])
             return {"action": "reject", "reason": f"{warnings[0]['message']} ({warnings[0]['rule']})"}
+        if item["format"] == "x_post" and not self.rejected:
+            # The reviewer wants the persona's need in the post: the redraft gets this reason.
+            self.rejected.add(item["item_id"])
+            return {"action": "reject", "reason": "Say that the boots keep feet dry on long wet trails"}
         if item["format"] == "email" and not self.edited and item["item_id"] not in self.rejected:
             self.edited = True
             body = item["body"].rstrip() + "\n\nAnd if they don't fit: free returns for 60 days."
-            return {"action": "edit", "reason": "added the free-returns promise", "body": body}
+            return {"action": "edit", "reason": "added the free-returns promise", "title": item["title"], "body": body}
         reason = "redraft approved" if item["item_id"] in self.rejected else "clean copy"
         return {"action": "approve", "reason": reason}
 

@@ -58,6 +58,10 @@ def test_histories_are_committed():
         "campaign_approved_and_rejected_v1",
         # Those patches taken: fitted allocation, an approved reallocation, experiments, ROI report.
         "campaign_decision_agents",
+        # Recorded with the content-agents patch: brand profile, strategy calendar, ranked
+        # candidates, an edit approved, a rejection redrafted from its reason.
+        "campaign_content_agents",
+        "campaign_content_agents_pipeline",
     } <= names
 
 
@@ -115,3 +119,17 @@ async def test_market_model_patch_is_needed_for_campaigns_recorded_before_it(mon
     result = await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)
     assert ActivityName.FIT_MARKET_MODEL in str(result.replay_failure)
+
+
+async def test_content_agents_patch_is_needed_for_campaigns_recorded_before_it(monkeypatch):
+    from workflows import campaign
+
+    path = next(p for p in HISTORIES if p.stem == "campaign_decision_agents")
+    await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path))
+
+    # Unguarded: loading the brand profile would run in old campaigns too, and replay must catch it.
+    patched = {campaign.MARKET_MODEL, campaign.STEER_WHILE_MEASURING, campaign.CONTENT_AGENTS}
+    monkeypatch.setattr(campaign.workflow, "patched", lambda patch_id: patch_id in patched)
+    result = await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(load(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
+    assert ActivityName.LOAD_BRAND_PROFILE in str(result.replay_failure)

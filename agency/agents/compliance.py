@@ -1,7 +1,29 @@
 """Compliance checks on generated copy: personal data, unapproved claims, channel limits,
-drafts that only echo their instructions, and drafts off the brief's topic.
+drafts that only echo their instructions, and drafts off the brief's topic; for message-based
+copy also the format spec (agency.agents.formats), brand vocabulary, substantiation, the shared
+CTA and near-duplicates of earlier content.
 
 Findings never repeat the personal data they found: excerpts are masked.
+
+Finding rule codes (stable: stored with drafts, counted in reports, mapped to model feedback):
+  pii.email | pii.phone | pii.credit_card   block  personal data (redacted in the sanitized copy)
+  claims.unapproved        warn/block  claim-like sentence not among the brief's key claims
+                                       (absolute promises block)
+  claims.unsubstantiated   block  a brand "needs substantiation" phrase no key claim supports
+  brand.banned_word        block  a word/phrase of brand.vocabulary_avoid (whole word, any case)
+  length.max               block  body or title/subject longer than the format allows
+  length.min               legacy: warn; message-based formats: block
+  content.empty            block  no body
+  content.title            legacy: warn (missing/unexpected title)
+  parts.title              block  blog title / email subject missing
+  parts.outline            block  blog outline outside 3-6 headings
+  parts.preheader          block  email preheader missing or outside 40-100 characters
+  parts.hashtags           block  hashtag count outside the format's range
+  cta.missing              block  the message's CTA is not in the body
+  content.duplicate        block  embedding similarity to earlier content >= NEAR_DUPLICATE_THRESHOLD
+  content.prompt_echo      block  the draft repeats its instructions
+  content.off_topic        block  relevance below OFF_TOPIC_THRESHOLD
+  format.unknown           block  no limits known for the format
 """
 
 from __future__ import annotations
@@ -9,9 +31,27 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agency.agents.content import CHANNEL_LIMITS, echoed_instruction, limit_violations
-from agency.agents.relevance import OFF_TOPIC_THRESHOLD, is_off_topic
-from agency.contracts import ComplianceFinding, ComplianceRequest, ComplianceResult
+from agency.agents.content import CHANNEL_LIMITS, cta_line, echoed_instruction, limit_violations
+from agency.agents.formats import (
+    FormatSpec,
+    contains_phrase,
+    copy_of,
+    format_spec,
+    hashtag_words,
+    hashtags_in,
+    outline_lines,
+    phrases_in,
+    uses_format_spec,
+)
+from agency.agents.relevance import NEAR_DUPLICATE_THRESHOLD, OFF_TOPIC_THRESHOLD, is_near_duplicate, is_off_topic
+from agency.contracts import (
+    BrandProfile,
+    ComplianceFinding,
+    ComplianceRequest,
+    ComplianceResult,
+    ContentDraft,
+    MessageBrief,
+)
 
 BLOCK = "block"
 WARN = "warn"
@@ -78,7 +118,27 @@ def check_compliance(req: ComplianceRequest) -> ComplianceResult:
             )
         )
 
-    findings.extend(_limit_findings(draft.format, title, body))
+    spec_based = uses_format_spec(draft.format, req.message is not None)
+    if spec_based:
+        cta = req.message.cta if req.message is not None else draft.parts.get("cta", "")
+        findings.extend(spec_findings(format_spec(draft.format), title, body, draft.parts, cta))
+    else:
+        findings.extend(_limit_findings(draft.format, title, body))
+    if req.brand is not None:
+        findings.extend(brand_findings(req.brand, req.key_claims, draft, title, body))
+    if req.message is not None:
+        findings.extend(cta_findings(req.message, body))
+    if is_near_duplicate(req.duplicate_similarity):
+        findings.append(
+            ComplianceFinding(
+                rule="content.duplicate",
+                severity=BLOCK,
+                message=(
+                    f"near-duplicate of {req.duplicate_of or 'earlier content'}: similarity "
+                    f"{req.duplicate_similarity:.2f} >= {NEAR_DUPLICATE_THRESHOLD:.2f}"
+                ),
+            )
+        )
     echo = echoed_instruction(title, body)
     if echo:
         findings.append(
@@ -108,6 +168,107 @@ def check_compliance(req: ComplianceRequest) -> ComplianceResult:
         sanitized_title=title,
         sanitized_body=body,
     )
+
+
+def spec_findings(
+    spec: FormatSpec, title: str, body: str, parts: dict[str, str], cta: str = ""
+) -> list[ComplianceFinding]:
+    """Length and required parts of message-based copy (agency.agents.formats); all block."""
+    found: list[ComplianceFinding] = []
+
+    def block(rule: str, message: str) -> None:
+        found.append(ComplianceFinding(rule, BLOCK, message))
+
+    fmt = spec.format
+    if not body.strip():
+        block("content.empty", "body is empty")
+    elif len(body) < spec.body_min:
+        block("length.min", f"{fmt} body too short: {len(body)} < {spec.body_min} characters")
+    elif len(copy_of(body, cta)) < spec.copy_min:
+        block("length.min", f"{fmt} copy without CTA and hashtags is under {spec.copy_min} characters")
+    if len(body) > spec.body_max:
+        block("length.max", f"{fmt} body too long: {len(body)} > {spec.body_max} characters")
+    if spec.needs_title:
+        name = "subject" if fmt == "email" else "title"
+        if not title.strip():
+            block("parts.title", f"{fmt} needs a {name}")
+        elif len(title) > spec.title_max:
+            block("length.max", f"{name} too long: {len(title)} > {spec.title_max} characters")
+    elif title.strip():
+        block("parts.title", f"{fmt} has no title but one was given")
+    if spec.needs_outline:
+        headings = outline_lines(parts.get("outline", ""))
+        if not spec.outline_min <= len(headings) <= spec.outline_max:
+            block("parts.outline", f"outline has {len(headings)} headings, needs {spec.outline_min}-{spec.outline_max}")
+    if spec.needs_preheader:
+        preheader = parts.get("preheader", "").strip()
+        if not spec.preheader_min <= len(preheader) <= spec.preheader_max:
+            block(
+                "parts.preheader",
+                f"preheader has {len(preheader)} characters, needs {spec.preheader_min}-{spec.preheader_max}",
+            )
+    tags = len(hashtags_in(body))
+    if not spec.hashtags_min <= tags <= spec.hashtags_max:
+        block("parts.hashtags", f"{tags} hashtags, {fmt} needs {spec.hashtags_min}-{spec.hashtags_max}")
+    return found
+
+
+def brand_findings(
+    brand: BrandProfile, key_claims: list[str], draft: ContentDraft, title: str, body: str
+) -> list[ComplianceFinding]:
+    """Banned vocabulary anywhere in the copy (title, body, named parts) and sentences using a
+    phrase that needs substantiation without a key claim to support it."""
+    found: list[ComplianceFinding] = []
+    tags = " ".join(hashtag_words(tag) for tag in hashtags_in(body))  # '#CheapBoots' hides 'cheap'
+    texts = [title, body, tags, *(value for key, value in sorted(draft.parts.items()))]
+    banned = list(dict.fromkeys(p for text in texts for p in phrases_in(text, brand.vocabulary_avoid)))
+    for phrase in banned:
+        found.append(ComplianceFinding("brand.banned_word", BLOCK, f"uses the banned word '{phrase}'", phrase))
+    for sentence in split_sentences(title) + split_sentences(body):
+        for phrase in unsubstantiated_phrases(sentence, key_claims, brand):
+            found.append(
+                ComplianceFinding(
+                    "claims.unsubstantiated", BLOCK,
+                    f"'{phrase}' needs substantiation and no key claim of the brief supports it",
+                    sentence[:160],
+                )
+            )
+    return found
+
+
+def cta_findings(message: MessageBrief, body: str) -> list[ComplianceFinding]:
+    cta = message.cta.strip()
+    if cta and not contains_phrase(body, cta):
+        return [ComplianceFinding("cta.missing", BLOCK, f"the call to action '{cta_line(message)}' is missing")]
+    return []
+
+
+def unsubstantiated_phrases(sentence: str, key_claims: list[str], brand: BrandProfile | None) -> list[str]:
+    """Phrases of brand.claims_needing_substantiation in the sentence that no key claim supports:
+    a key claim containing the phrase, or one that covers the whole sentence, substantiates it."""
+    if brand is None:
+        return []
+    phrases = phrases_in(sentence, brand.claims_needing_substantiation)
+    if not phrases or claim_supported(sentence, key_claims):
+        return []
+    return [p for p in phrases if not any(contains_phrase(claim, p) for claim in key_claims)]
+
+
+def blocking_sentence_reason(sentence: str, key_claims: list[str], brand: BrandProfile | None) -> str | None:
+    """The rule a sentence alone would be blocked by, if any (the generator drops such
+    sentences before a draft is checked): PII, banned words, unsubstantiated or unapproved
+    absolute claims."""
+    findings: list[ComplianceFinding] = []
+    redact_pii(sentence, findings)
+    if findings:
+        return findings[0].rule
+    if brand is not None and phrases_in(sentence, brand.vocabulary_avoid):
+        return "brand.banned_word"
+    if unsubstantiated_phrases(sentence, key_claims, brand):
+        return "claims.unsubstantiated"
+    if _ABSOLUTE.search(sentence) and not claim_supported(sentence, key_claims):
+        return "claims.unapproved"
+    return None
 
 
 def redact_pii(text: str, findings: list[ComplianceFinding] | None = None) -> str:

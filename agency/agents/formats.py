@@ -33,6 +33,9 @@ class FormatSpec:
     preheader_min: int = 0  # email: parts["preheader"]
     preheader_max: int = 0
     cta_separator: str = "\n\n"  # between the copy and the call to action
+    # The copy itself (body without CTA and hashtags) must say something: a post of only the
+    # CTA and tags is not a post.
+    copy_min: int = 40
 
     @property
     def needs_title(self) -> bool:
@@ -90,6 +93,22 @@ def uses_format_spec(fmt: str, has_message: bool) -> bool:
     return fmt in FORMAT_SPECS and (has_message or fmt in MESSAGE_ONLY_FORMATS)
 
 
+def copy_of(body: str, cta: str) -> str:
+    """The body without the structure added around the model's copy: the CTA line (and what
+    follows it on that line, e.g. the URL) and the hashtags."""
+    text = HASHTAG_RE.sub("", body)
+    wanted = normalize_phrase(cta)
+    if wanted:
+        kept = []
+        for line in text.split("\n"):
+            if f" {wanted} " in f" {normalize_phrase(line)} ":
+                head = re.split(re.escape(cta.strip()), line, maxsplit=1, flags=re.I)[0]
+                line = head if head != line else ""
+            kept.append(line)
+        text = "\n".join(kept)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
 def hashtags_in(text: str) -> list[str]:
     """Hashtags written in the text, without '#', in order, without case-insensitive repeats."""
     seen: set[str] = set()
@@ -108,6 +127,11 @@ def as_hashtag(text: str) -> str:
         return ""
     tag = words[0] if len(words) == 1 else "".join(w[:1].upper() + w[1:] for w in words)
     return f"#{tag}" if HASHTAG_RE.fullmatch(f"#{tag}") else ""
+
+
+def hashtag_words(tag: str) -> str:
+    """'#CheapBoots' -> 'Cheap Boots': the words a camel-case hashtag is made of."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", tag.lstrip("#"))
 
 
 def outline_lines(outline: str) -> list[str]:

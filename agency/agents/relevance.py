@@ -1,8 +1,10 @@
 """Is a draft about what its brief asked for? Embedding similarity between the two.
 
-Pure logic: the relevance activity embeds ``brief_text`` and ``draft_text`` with the
-embedder (all-MiniLM-L6-v2, unit vectors) and returns their cosine; compliance turns a
-score below ``OFF_TOPIC_THRESHOLD`` into a blocking finding so the draft is regenerated.
+Pure logic: the relevance activity embeds ``brief_text`` (legacy items) or ``message_text``
+(items of a message set) and the draft with the embedder (all-MiniLM-L6-v2, unit vectors) and
+returns their cosine plus the draft's vector; compliance turns a score below
+``OFF_TOPIC_THRESHOLD`` into a blocking finding so the draft is regenerated, and a similarity to
+earlier content at or above ``NEAR_DUPLICATE_THRESHOLD`` into a near-duplicate finding.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from agency.contracts import CalendarEntry, CampaignBrief
+from agency.contracts import CalendarEntry, CampaignBrief, MessageBrief
 
 # Measured with the served embedder on 14 drafts the generator wrote for 7 briefs (social,
 # email, blog): 13 scored 0.35-0.93 against their own brief; the 14th (0.18) never named the
@@ -18,6 +20,11 @@ from agency.contracts import CalendarEntry, CampaignBrief
 # 0.12, 83 of 84 below 0.30), unrelated texts (a recipe, a refusal, echoed instructions)
 # -0.10-0.22. 0.30 sits low in the gap: a weak but on-topic draft must not be thrown away.
 OFF_TOPIC_THRESHOLD = 0.30
+
+# At or above this cosine (all-MiniLM-L6-v2 unit vectors) a draft is a near-duplicate of earlier
+# content: rewordings of one text score 0.9+, while different pieces carrying the same message
+# (which SHOULD be similar) stay well below.
+NEAR_DUPLICATE_THRESHOLD = 0.92
 
 
 def brief_text(brief: CampaignBrief, entry: CalendarEntry) -> str:
@@ -33,6 +40,30 @@ def brief_text(brief: CampaignBrief, entry: CalendarEntry) -> str:
     if not text:
         raise ValueError("the brief names no product, audience or angle to compare a draft with")
     return f"{text}."
+
+
+def message_text(brief: CampaignBrief, message: MessageBrief) -> str:
+    """What a message-based piece should say: the product, the set's message, its topic and
+    keywords (the CTA is left out: every item carries it, it says nothing about the topic)."""
+    parts = [brief.product.strip().rstrip("."), message.message.strip().rstrip(".")]
+    topic = message.topic.strip().rstrip(".")
+    if topic and topic.lower() not in message.message.lower():
+        parts.append(topic)
+    keywords = [k.strip() for k in message.keywords if k.strip()]
+    if keywords:
+        parts.append(", ".join(keywords))
+    text = ". ".join(part for part in parts if part)
+    if not text:
+        raise ValueError("the message brief has no text to compare a draft with")
+    return f"{text}."
+
+
+def unit_vector(vector: Sequence[float]) -> list[float]:
+    """The vector scaled to length 1 (the embedder's output already is, up to rounding)."""
+    norm = math.sqrt(math.fsum(x * x for x in vector))
+    if not vector or norm == 0.0:
+        raise ValueError("cannot normalize an empty or zero vector")
+    return [x / norm for x in vector]
 
 
 def draft_text(title: str, body: str) -> str:
@@ -59,3 +90,12 @@ def is_off_topic(similarity: float | None, threshold: float = OFF_TOPIC_THRESHOL
     if math.isnan(similarity):
         raise ValueError("relevance similarity is NaN")
     return similarity < threshold
+
+
+def is_near_duplicate(similarity: float | None, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> bool:
+    """True when the closest earlier content is at least ``threshold`` similar; None: nothing to compare."""
+    if similarity is None:
+        return False
+    if math.isnan(similarity):
+        raise ValueError("duplicate similarity is NaN")
+    return similarity >= threshold

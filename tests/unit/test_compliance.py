@@ -143,3 +143,128 @@ def test_drafts_that_echo_their_instructions_block(body: str) -> None:
 def test_copy_mentioning_a_product_line_is_not_an_echo() -> None:
     result = check("Our new product: Trailblaze boots keep your feet dry on every wet trail this winter.")
     assert "content.prompt_echo" not in rules(result)
+
+
+# ---- message-based copy: format spec, brand rules, CTA, duplicates ----------------------------
+from agency.agents.relevance import NEAR_DUPLICATE_THRESHOLD  # noqa: E402
+from agency.contracts import BrandProfile, MessageBrief  # noqa: E402
+
+BRAND = BrandProfile(
+    "acme", 2, "plain", vocabulary_use=["simple"], vocabulary_avoid=["cheap", "game changer"],
+    claims_needing_substantiation=["fastest setup", "unlimited"],
+)
+MESSAGE = MessageBrief("c1:m1", "setup", "Acme CRM sets up in minutes.", "Start your free trial", hashtags=["AcmeCRM"])
+CTA = "Start your free trial."
+COPY = "Acme CRM keeps every customer conversation in one place, so small teams follow up on time."
+VALID = {
+    "x_post": ("", f"{COPY} {CTA} #AcmeCRM", {"cta": CTA, "hashtags": "#AcmeCRM"}),
+    "linkedin_post": ("", f"{COPY} {COPY}\n\n{CTA}\n\n#AcmeCRM", {"cta": CTA, "hashtags": "#AcmeCRM"}),
+    "instagram_caption": ("", f"{COPY}\n\n{CTA}\n\n#AcmeCRM #CRM #SmallBusiness", {"cta": CTA}),
+    "email": ("Your pipeline, in one place", f"{COPY} {COPY}\n\n{CTA}",
+              {"cta": CTA, "preheader": "Every customer conversation in one place for small teams."}),
+    "blog_post": ("Follow up on time", "\n\n".join([COPY] * 4 + [CTA]),
+                  {"cta": CTA, "outline": "Why follow-ups slip\nOne place\nOn time"}),
+}
+
+
+def check_message(fmt: str, title: str | None = None, body: str | None = None, parts: dict | None = None,
+                  claims: list[str] = CLAIMS, brand: BrandProfile | None = BRAND, **kw):
+    valid_title, valid_body, valid_parts = VALID[fmt]
+    channel = {"blog_post": "blog", "email": "email"}.get(fmt, "social")
+    draft = ContentDraft("c1:x:1", "c1", channel, fmt, valid_title if title is None else title,
+                         valid_body if body is None else body, "smollm2", 10, 20,
+                         parts=dict(valid_parts if parts is None else parts))
+    return check_compliance(ComplianceRequest(draft=draft, key_claims=claims, brand=brand, message=MESSAGE, **kw))
+
+
+@pytest.mark.parametrize("fmt", list(VALID))
+def test_valid_message_copy_passes_every_format(fmt: str) -> None:
+    result = check_message(fmt)
+    assert result.passed and result.findings == [], result.findings
+
+
+@pytest.mark.parametrize(
+    "fmt, change, rule",
+    [
+        ("x_post", dict(body=f"{COPY} {COPY} {COPY} {CTA} #AcmeCRM"), "length.max"),
+        ("x_post", dict(body=f"{COPY} {CTA}"), "parts.hashtags"),
+        ("x_post", dict(body=f"{COPY} {CTA} #A1 #B2 #C3"), "parts.hashtags"),
+        ("x_post", dict(body=f"{CTA} #AcmeCRM"), "length.min"),
+        ("x_post", dict(title="A title"), "parts.title"),
+        ("linkedin_post", dict(body=f"Short copy here, really. {CTA}"), "length.min"),
+        ("linkedin_post", dict(body=f"{COPY} {COPY}\n\n{CTA}\n\n#AcmeCRM #Aa #Bb #Cc"), "parts.hashtags"),
+        ("instagram_caption", dict(body=f"{COPY}\n\n{CTA}\n\n#AcmeCRM #CRM"), "parts.hashtags"),
+        ("email", dict(title=""), "parts.title"),
+        ("email", dict(title="A subject line that runs on far longer than sixty characters allow"), "length.max"),
+        ("email", dict(parts={"cta": CTA}), "parts.preheader"),
+        ("email", dict(parts={"cta": CTA, "preheader": "Too short."}), "parts.preheader"),
+        ("blog_post", dict(title=""), "parts.title"),
+        ("blog_post", dict(parts={"cta": CTA, "outline": "One\nTwo"}), "parts.outline"),
+        ("blog_post", dict(parts={"cta": CTA, "outline": "\n".join("abcdefg")}), "parts.outline"),
+        ("blog_post", dict(body=f"{COPY}\n\n{CTA}"), "length.min"),
+        ("blog_post", dict(body=""), "content.empty"),
+    ],
+)
+def test_format_spec_violations_block(fmt: str, change: dict, rule: str) -> None:
+    result = check_message(fmt, **change)
+    assert not result.passed
+    assert {f.rule: f.severity for f in result.findings}.get(rule) == "block", result.findings
+
+
+def test_missing_cta_blocks() -> None:
+    result = check_message("linkedin_post", body=f"{COPY} {COPY}\n\n#AcmeCRM")
+    assert rules(result)["cta.missing"] == "block"
+    assert "Start your free trial" in next(f.message for f in result.findings if f.rule == "cta.missing")
+
+
+@pytest.mark.parametrize("where", ["body", "title", "preheader"])
+def test_banned_words_block_anywhere_whole_word_any_case(where: str) -> None:
+    text = "A real Game Changer for small teams, every day of the week"
+    change = {
+        "body": dict(body=f"{text}. {COPY} {COPY}\n\n{CTA}"),
+        "title": dict(title="A Game Changer"),
+        "preheader": dict(parts={"cta": CTA, "preheader": text}),
+    }[where]
+    result = check_message("email", **change)
+    assert rules(result)["brand.banned_word"] == "block"
+    assert not result.passed
+
+
+def test_banned_word_hidden_in_a_camel_case_hashtag_blocks() -> None:
+    result = check_message("x_post", body=f"{COPY} {CTA} #CheapCRM")
+    assert rules(result)["brand.banned_word"] == "block"
+
+
+def test_banned_word_inside_a_longer_word_is_fine() -> None:
+    result = check_message("x_post", body=f"Cheapest? No: worth it. {COPY} {CTA} #AcmeCRM")
+    assert "brand.banned_word" not in rules(result)
+
+
+def test_claims_needing_substantiation_block_unless_a_key_claim_supports_them() -> None:
+    body = f"Acme has the fastest setup of any CRM. {COPY}\n\n{CTA}\n\n#AcmeCRM"
+    assert rules(check_message("linkedin_post", body=body))["claims.unsubstantiated"] == "block"
+    supported = check_message("linkedin_post", body=body, claims=["the fastest setup of any CRM"])
+    assert "claims.unsubstantiated" not in rules(supported)
+
+
+def test_near_duplicates_block_and_name_the_earlier_item() -> None:
+    result = check_message("x_post", duplicate_similarity=NEAR_DUPLICATE_THRESHOLD, duplicate_of="c0:social:3")
+    assert rules(result)["content.duplicate"] == "block"
+    assert "near-duplicate of c0:social:3" in next(f.message for f in result.findings if f.rule == "content.duplicate")
+    for similarity in (NEAR_DUPLICATE_THRESHOLD - 0.01, None):
+        assert check_message("x_post", duplicate_similarity=similarity).passed
+
+
+def test_off_topic_message_copy_blocks() -> None:
+    assert rules(check_message("x_post", relevance=0.1))["content.off_topic"] == "block"
+
+
+def test_pii_and_absolute_claims_still_apply_to_message_copy() -> None:
+    result = check_message("x_post", body=f"Call 555-123-4567. Results guaranteed. {CTA} #AcmeCRM")
+    assert rules(result)["pii.phone"] == "block" and rules(result)["claims.unapproved"] == "block"
+
+
+def test_without_brand_or_message_only_the_format_rules_apply() -> None:
+    draft = ContentDraft("c1:x:1", "c1", "social", "x_post", "", f"{COPY} #AcmeCRM", "smollm2", 1, 1)
+    result = check_compliance(ComplianceRequest(draft=draft, key_claims=[]))
+    assert result.passed, result.findings

@@ -157,3 +157,35 @@ def test_budgets_grow_with_the_format_limits() -> None:
 def test_budget_rejects_unknown_format_or_empty_ceiling(fmt: str, ceiling: int) -> None:
     with pytest.raises(ValueError):
         max_tokens_for(fmt, ceiling)
+
+
+# ---- message-based relevance and near-duplicates ----------------------------------------------
+def test_message_text_names_product_message_topic_and_keywords() -> None:
+    from agency.agents.relevance import message_text
+    from agency.contracts import MessageBrief
+
+    message = MessageBrief("c1:m1", "setup", "Get going in ten minutes.", "Start free", keywords=["onboarding", "import"])
+    assert message_text(brief(), message) == "Acme CRM. Get going in ten minutes. setup. onboarding, import."
+    # A topic the message already names is not repeated; the CTA never counts.
+    message = MessageBrief("c1:m1", "ten minutes", "Get going in ten minutes.", "Start free")
+    assert message_text(brief(), message) == "Acme CRM. Get going in ten minutes."
+    with pytest.raises(ValueError):
+        message_text(brief(product=""), MessageBrief("c1:m1", "", "", "Start"))
+
+
+def test_unit_vector() -> None:
+    from agency.agents.relevance import unit_vector
+
+    assert unit_vector([3.0, 4.0]) == pytest.approx([0.6, 0.8])
+    with pytest.raises(ValueError):
+        unit_vector([0.0, 0.0])
+
+
+def test_near_duplicate_threshold() -> None:
+    from agency.agents.relevance import NEAR_DUPLICATE_THRESHOLD, is_near_duplicate
+
+    assert is_near_duplicate(NEAR_DUPLICATE_THRESHOLD)
+    assert not is_near_duplicate(NEAR_DUPLICATE_THRESHOLD - 0.001)
+    assert not is_near_duplicate(None)
+    with pytest.raises(ValueError):
+        is_near_duplicate(math.nan)

@@ -525,6 +525,7 @@ class ComplianceRequest:
     # Highest cosine similarity to the tenant's earlier content, and which item that was.
     duplicate_similarity: float | None = None
     duplicate_of: str = ""
+    product: str = ""  # the product's name is not a claim even when it contains a claim word
 
 
 @dataclass

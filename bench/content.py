@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from campaign_throughput import free_port, show_progress  # noqa: E402
 
-from agency.agents.content import build_prompt, max_tokens_for  # noqa: E402
+from agency.agents.content import build_prompt, is_message_request, max_tokens_for  # noqa: E402
 from agency.contracts import (  # noqa: E402
     CalendarEntry, CampaignBrief, CampaignPlan, GenerationRequest, MessageBrief,
 )
@@ -81,7 +81,8 @@ async def raw_generation(settings: Settings, requests: list[GenerationRequest], 
         system, prompt = build_prompt(req)
         async with slots:
             await client.generate(
-                prompt, system=system, max_tokens=max_tokens_for(req.entry.format, req.max_tokens),
+                prompt, system=system,
+                max_tokens=max_tokens_for(req.entry.format, req.max_tokens, message_based=is_message_request(req)),
                 temperature=req.temperature, seed=req.attempt,
             )
 

@@ -244,7 +244,8 @@ class CampaignWorkflow:
         check = await self._activity(
             ActivityName.CHECK_COMPLIANCE,
             ComplianceRequest(
-                draft=draft, key_claims=self._input.brief.key_claims, brand=self._brand, message=message
+                draft=draft, key_claims=self._input.brief.key_claims, brand=self._brand, message=message,
+                product=self._input.brief.product,
             ),
             result_type=ComplianceResult,
         )

@@ -270,6 +270,7 @@ class ContentPipelineWorkflow:
                 message=inp.message,
                 duplicate_similarity=similar.similarity,
                 duplicate_of=similar.item_id,
+                product=inp.brief.product,
             ),
             task_queue=inp.queues.orchestration,
             result_type=ComplianceResult,

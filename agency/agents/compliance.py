@@ -39,6 +39,7 @@ from agency.agents.formats import (
     format_spec,
     hashtag_words,
     hashtags_in,
+    normalize_phrase,
     outline_lines,
     phrases_in,
     uses_format_spec,
@@ -125,7 +126,7 @@ def check_compliance(req: ComplianceRequest) -> ComplianceResult:
     else:
         findings.extend(_limit_findings(draft.format, title, body))
     if req.brand is not None:
-        findings.extend(brand_findings(req.brand, req.key_claims, draft, title, body))
+        findings.extend(brand_findings(req.brand, req.key_claims, draft, title, body, req.product))
     if req.message is not None:
         findings.extend(cta_findings(req.message, body))
     if is_near_duplicate(req.duplicate_similarity):
@@ -214,7 +215,7 @@ def spec_findings(
 
 
 def brand_findings(
-    brand: BrandProfile, key_claims: list[str], draft: ContentDraft, title: str, body: str
+    brand: BrandProfile, key_claims: list[str], draft: ContentDraft, title: str, body: str, product: str = ""
 ) -> list[ComplianceFinding]:
     """Banned vocabulary anywhere in the copy (title, body, named parts) and sentences using a
     phrase that needs substantiation without a key claim to support it."""
@@ -225,7 +226,7 @@ def brand_findings(
     for phrase in banned:
         found.append(ComplianceFinding("brand.banned_word", BLOCK, f"uses the banned word '{phrase}'", phrase))
     for sentence in split_sentences(title) + split_sentences(body):
-        for phrase in unsubstantiated_phrases(sentence, key_claims, brand):
+        for phrase in unsubstantiated_phrases(sentence, key_claims, brand, product):
             found.append(
                 ComplianceFinding(
                     "claims.unsubstantiated", BLOCK,
@@ -243,18 +244,27 @@ def cta_findings(message: MessageBrief, body: str) -> list[ComplianceFinding]:
     return []
 
 
-def unsubstantiated_phrases(sentence: str, key_claims: list[str], brand: BrandProfile | None) -> list[str]:
+def unsubstantiated_phrases(
+    sentence: str, key_claims: list[str], brand: BrandProfile | None, product: str = ""
+) -> list[str]:
     """Phrases of brand.claims_needing_substantiation in the sentence that no key claim supports:
-    a key claim containing the phrase, or one that covers the whole sentence, substantiates it."""
+    a key claim containing the phrase, or one that covers the whole sentence, substantiates it.
+    The product's own name is not a claim ("waterproof" in "Trailblaze waterproof boots")."""
     if brand is None:
         return []
-    phrases = phrases_in(sentence, brand.claims_needing_substantiation)
+    text = normalize_phrase(sentence)
+    name = normalize_phrase(product)
+    if name:
+        text = f" {text} ".replace(f" {name} ", " | ")
+    phrases = phrases_in(text, brand.claims_needing_substantiation)
     if not phrases or claim_supported(sentence, key_claims):
         return []
     return [p for p in phrases if not any(contains_phrase(claim, p) for claim in key_claims)]
 
 
-def blocking_sentence_reason(sentence: str, key_claims: list[str], brand: BrandProfile | None) -> str | None:
+def blocking_sentence_reason(
+    sentence: str, key_claims: list[str], brand: BrandProfile | None, product: str = ""
+) -> str | None:
     """The rule a sentence alone would be blocked by, if any (the generator drops such
     sentences before a draft is checked): PII, banned words, unsubstantiated or unapproved
     absolute claims."""
@@ -264,7 +274,7 @@ def blocking_sentence_reason(sentence: str, key_claims: list[str], brand: BrandP
         return findings[0].rule
     if brand is not None and phrases_in(sentence, brand.vocabulary_avoid):
         return "brand.banned_word"
-    if unsubstantiated_phrases(sentence, key_claims, brand):
+    if unsubstantiated_phrases(sentence, key_claims, brand, product):
         return "claims.unsubstantiated"
     if _ABSOLUTE.search(sentence) and not claim_supported(sentence, key_claims):
         return "claims.unapproved"

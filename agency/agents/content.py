@@ -645,7 +645,7 @@ def _drop_unusable_sentences(copy: str, req: GenerationRequest, message: Message
             or _META_SENTENCE.search(sentence)
             or echoed_instruction("", sentence) is not None
             or _garbled(sentence)
-            or blocking_sentence_reason(sentence, key_claims, req.brand) is not None
+            or blocking_sentence_reason(sentence, key_claims, req.brand, req.brief.product) is not None
             or (is_claim(sentence) and not claim_supported(sentence, key_claims))
         )
 
@@ -716,7 +716,7 @@ def _usable_title(title: str, spec: FormatSpec, req: GenerationRequest, message:
     on_message = bool(_content_words(title) & about)
     if (
         title and on_message and not title.endswith((":", ",", ";"))
-        and blocking_sentence_reason(title, req.brief.key_claims, req.brand) is None
+        and blocking_sentence_reason(title, req.brief.key_claims, req.brand, req.brief.product) is None
         and not _garbled(title)
     ):
         return title

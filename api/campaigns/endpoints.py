@@ -132,7 +132,13 @@ _control_route("resume", "Resume a paused campaign")
 _control_route("cancel", "Cancel the campaign; nothing more is published")
 
 
-@router.get("/{campaign_id}/report", name="campaigns.report", response_model=ReportView)
+@router.get(
+    "/{campaign_id}/report",
+    name="campaigns.report",
+    response_model=ReportView,
+    # ?format=html answers the charted report itself.
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+)
 async def get_report(
     campaign_id: str,
     svc: service_for(P.REPORTS_READ),

@@ -268,3 +268,17 @@ def test_without_brand_or_message_only_the_format_rules_apply() -> None:
     draft = ContentDraft("c1:x:1", "c1", "social", "x_post", "", f"{COPY} #AcmeCRM", "smollm2", 1, 1)
     result = check_compliance(ComplianceRequest(draft=draft, key_claims=[]))
     assert result.passed, result.findings
+
+
+def test_a_claim_word_inside_the_product_name_is_not_a_claim():
+    from agency.agents.compliance import unsubstantiated_phrases
+    from agency.contracts import BrandProfile
+
+    brand = BrandProfile(tenant="t", version=1, voice="plain", claims_needing_substantiation=["waterproof"])
+    product = "Trailblaze waterproof hiking boots"
+    assert unsubstantiated_phrases("Meet the Trailblaze waterproof hiking boots.", [], brand, product) == []
+    # The same word as the copy's own promise still needs a key claim.
+    assert unsubstantiated_phrases(
+        "Trailblaze waterproof hiking boots are waterproof all day.", [], brand, product
+    ) == ["waterproof"]
+    assert unsubstantiated_phrases("Meet the Trailblaze waterproof hiking boots.", [], brand) == ["waterproof"]

@@ -62,6 +62,8 @@ def test_histories_are_committed():
         # candidates, an edit approved, a rejection redrafted from its reason.
         "campaign_content_agents",
         "campaign_content_agents_pipeline",
+        # A competitive-watch poll after a feed changed (new and changed items, a 304, robots.txt).
+        "competitive_watch_changed_feed",
     } <= names
 
 

@@ -26,6 +26,8 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
 
+from api_flow import record_workflow_history
+
 from activities.competitive import (
     CompetitiveEmbedActivities,
     CompetitiveFetchActivities,
@@ -240,7 +242,7 @@ async def watch_workers(client: Client, sessions, embedder, q: TaskQueues):
         await fetch.close()
 
 
-async def poll(client: Client, tenant: str, q: TaskQueues) -> WatchResult:
+async def poll(client: Client, tenant: str, q: TaskQueues, *, record_as: str = "") -> WatchResult:
     workflow_id = f"competitive-watch/{tenant}/{uuid.uuid4().hex[:8]}"
     result = await client.execute_workflow(
         CompetitiveWatchWorkflow.run, WatchInput(tenant=tenant, queues=q, max_concurrent_fetches=2),
@@ -249,6 +251,8 @@ async def poll(client: Client, tenant: str, q: TaskQueues) -> WatchResult:
     # The run replays against the same code: the workflow is deterministic.
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     await Replayer(workflows=[CompetitiveWatchWorkflow]).replay_workflow(history)
+    if record_as:  # with AGENCY_RECORD_HISTORIES=1, kept for tests/test_replay.py
+        await record_workflow_history(client, workflow_id, record_as)
     return result
 
 
@@ -296,7 +300,7 @@ async def test_changed_feed_yields_exactly_the_new_items_honours_304_and_robots(
         # The feed changes: two new posts, one corrected; nothing else on the site changes.
         site.publish("/feed.xml", "application/rss+xml", rss(RSS_V2), modified=day1 + timedelta(days=8))
         requests_before = len(site.log())
-        second = await poll(temporal_env.client, tenant, q)
+        second = await poll(temporal_env.client, tenant, q, record_as="competitive_watch_changed_feed")
 
     by_source = {r.source_id: r for r in second.sources}
     rss_result = by_source[source_id["rss"]]

@@ -160,20 +160,12 @@ async def bench(settings: Settings, campaigns: int) -> None:
           f"(metrics waits included: {settings.metrics_rounds} x {settings.metrics_interval_s:g} s)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--campaigns", type=int, default=4)
-    args = parser.parse_args()
-
+def on_local_stack(env: dict[str, str], run) -> None:
+    """Start the product's local stack on free ports in a throwaway data folder (plus ``env``),
+    ``asyncio.run(run(settings))``, and always stop the stack again."""
     prepared = get_settings().models_dir
     data_dir = Path(tempfile.mkdtemp(prefix="agency-bench-"))
-    env = {
-        "AGENCY_DATA_DIR": str(data_dir),
-        "AGENCY_MODEL_CACHE_DIR": str(prepared),
-        "AGENCY_METRICS_INTERVAL_S": "0.5",
-        "AGENCY_METRICS_ROUNDS": "1",
-        "AGENCY_GENERATION_MAX_TOKENS": "96",
-    }
+    env = {"AGENCY_DATA_DIR": str(data_dir), "AGENCY_MODEL_CACHE_DIR": str(prepared), **env}
     for name in ("API", "SANDBOX", "TEMPORAL", "TEMPORAL_UI", "TRITON_HTTP", "TRITON_GRPC", "TRITON_METRICS"):
         env[f"AGENCY_{name}_PORT"] = str(free_port())
     os.environ.update(env)
@@ -182,10 +174,18 @@ def main() -> int:
     stack = Stack(settings, progress=lambda msg: print(f"  stack: {msg}"))
     try:
         stack.start()
-        asyncio.run(bench(settings, args.campaigns))
+        asyncio.run(run(settings))
     finally:
         stack.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--campaigns", type=int, default=4)
+    args = parser.parse_args()
+    env = {"AGENCY_METRICS_INTERVAL_S": "0.5", "AGENCY_METRICS_ROUNDS": "1", "AGENCY_GENERATION_MAX_TOKENS": "96"}
+    on_local_stack(env, lambda settings: bench(settings, args.campaigns))
     return 0
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -30,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from campaign_throughput import free_port, show_progress  # noqa: E402
+from campaign_throughput import on_local_stack, show_progress  # noqa: E402
 
 from agency.agents.content import build_prompt, is_message_request, max_tokens_for  # noqa: E402
 from agency.contracts import (  # noqa: E402
@@ -39,8 +37,7 @@ from agency.contracts import (  # noqa: E402
 from agency.demo import demo_brief, sign_in_local_owner  # noqa: E402
 from agency.inference import TritonInference  # noqa: E402
 from agency.serialization import from_json  # noqa: E402
-from agency.settings import Settings, get_settings  # noqa: E402
-from agency.supervisor import Stack  # noqa: E402
+from agency.settings import Settings  # noqa: E402
 
 
 async def generate_until_review(base: str, tenant: str, settings: Settings, brief: dict, progress: dict) -> dict:
@@ -172,25 +169,7 @@ def main() -> int:
     parser.add_argument("--variants", type=int, default=2, help="candidates per item and round")
     args = parser.parse_args()
 
-    prepared = get_settings().models_dir
-    data_dir = Path(tempfile.mkdtemp(prefix="agency-bench-"))
-    env = {
-        "AGENCY_DATA_DIR": str(data_dir),
-        "AGENCY_MODEL_CACHE_DIR": str(prepared),
-        "AGENCY_GENERATION_VARIANTS": str(args.variants),
-    }
-    for name in ("API", "SANDBOX", "TEMPORAL", "TEMPORAL_UI", "TRITON_HTTP", "TRITON_GRPC", "TRITON_METRICS"):
-        env[f"AGENCY_{name}_PORT"] = str(free_port())
-    os.environ.update(env)
-    get_settings.cache_clear()
-    settings = get_settings()
-    stack = Stack(settings, progress=lambda msg: print(f"  stack: {msg}"))
-    try:
-        stack.start()
-        asyncio.run(bench(settings, args.campaigns))
-    finally:
-        stack.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    on_local_stack({"AGENCY_GENERATION_VARIANTS": str(args.variants)}, lambda settings: bench(settings, args.campaigns))
     return 0
 
 

@@ -420,24 +420,9 @@ class CampaignWorkflow:
         self, inp: CampaignInput, plan: CampaignPlan, entries: list[CalendarEntry]
     ) -> list[ContentPipelineResult]:
         """Before content agents: every item's pipeline at once."""
-        return await asyncio.gather(
-            *(
-                workflow.execute_child_workflow(
-                    ContentPipelineWorkflow.run,
-                    ContentPipelineInput(
-                        campaign_id=inp.campaign_id,
-                        entry=entry,
-                        brief=inp.brief,
-                        plan=plan,
-                        timings=inp.timings,
-                        queues=inp.queues,
-                    ),
-                    id=f"{workflow.info().workflow_id}/content/{entry.item_id}",
-                    task_queue=inp.queues.orchestration,
-                )
-                for entry in entries
-            )
-        )
+        return list(await asyncio.gather(
+            *(self._run_pipeline(inp, plan, entry, feedback="", first_attempt=1) for entry in entries)
+        ))
 
     async def _generate_bounded(
         self, inp: CampaignInput, plan: CampaignPlan, entries: list[CalendarEntry]

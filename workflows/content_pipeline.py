@@ -69,15 +69,7 @@ class ContentPipelineWorkflow:
         draft: ContentDraft | None = None
         check: ComplianceResult | None = None
         for attempt in range(1, attempts + 1):
-            generation = GenerationRequest(
-                campaign_id=inp.campaign_id,
-                entry=inp.entry,
-                brief=inp.brief,
-                plan=inp.plan,
-                max_tokens=timings.generation_max_tokens,
-                temperature=timings.generation_temperature,
-                attempt=attempt,
-            )
+            generation = _generation_request(inp, attempt)
             draft = await self._inference(inp, ActivityName.GENERATE_CONTENT, generation, ContentDraft)
             relevance: float | None = None
             if workflow.patched(CHECK_RELEVANCE):
@@ -223,22 +215,7 @@ class ContentPipelineWorkflow:
     ) -> tuple[DraftCandidate, list[float]]:
         timings = inp.timings
         draft = await self._inference(
-            inp,
-            ActivityName.GENERATE_CONTENT,
-            GenerationRequest(
-                campaign_id=inp.campaign_id,
-                entry=inp.entry,
-                brief=inp.brief,
-                plan=inp.plan,
-                max_tokens=timings.generation_max_tokens,
-                temperature=timings.generation_temperature,
-                attempt=attempt,
-                message=inp.message,
-                brand=inp.brand,
-                variant=variant,
-                feedback=feedback,
-            ),
-            ContentDraft,
+            inp, ActivityName.GENERATE_CONTENT, _generation_request(inp, attempt, variant, feedback), ContentDraft
         )
         scored = await self._inference(
             inp,
@@ -319,6 +296,23 @@ class ContentPipelineWorkflow:
             CampaignHandler.MODEL_SERVER_STATE,
             ModelServerState(item_id=inp.entry.item_id, available=available, reason=reason),
         )
+
+
+def _generation_request(inp: ContentPipelineInput, attempt: int, variant: int = 1, feedback: str = "") -> GenerationRequest:
+    """One draft's request; without a message (pipelines before ranked candidates) the legacy prompt."""
+    return GenerationRequest(
+        campaign_id=inp.campaign_id,
+        entry=inp.entry,
+        brief=inp.brief,
+        plan=inp.plan,
+        max_tokens=inp.timings.generation_max_tokens,
+        temperature=inp.timings.generation_temperature,
+        attempt=attempt,
+        message=inp.message,
+        brand=inp.brand,
+        variant=variant,
+        feedback=feedback,
+    )
 
 
 def _failure_feedback(candidate: DraftCandidate) -> str:

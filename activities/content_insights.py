@@ -107,10 +107,14 @@ class ContentInsightActivities:
 
     @activity.defn(name=ActivityName.BUILD_CONTENT_CALENDAR)
     async def build_content_calendar(self, req: CalendarRequest) -> ContentCalendar:
+        """The strategy agent's calendar, kept on the campaign so people can read its rationale."""
         try:
-            return build_content_calendar(req, self._cadence)
+            calendar = build_content_calendar(req, self._cadence)
         except ValueError as err:
             raise business_error(err) from err
+        async with self._sessions() as session, session.begin():
+            await CampaignRepository(session).save_calendar(req.campaign_id, asdict(calendar))
+        return calendar
 
     def all(self) -> list:
         return [self.analyze_content_performance, self.load_content_strategy_inputs, self.build_content_calendar]

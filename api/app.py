@@ -23,6 +23,7 @@ from api.campaigns import endpoints as campaigns
 from api.competitors import endpoints as competitors
 from api.drafts import endpoints as drafts
 from api.errors import install_error_handlers
+from api.insights import endpoints as insights
 from api.market import endpoints as market
 from api.metrics import endpoints as metrics
 from api.reports import endpoints as reports
@@ -44,6 +45,7 @@ ROUTERS = [
     brand.router,
     approvals.router,
     competitors.router,
+    insights.router,
 ]
 
 

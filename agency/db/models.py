@@ -114,6 +114,7 @@ class Campaign(Base):
     budget: Mapped[dict[str, Any] | None]
     report_path: Mapped[str | None]
     brand_version: Mapped[int | None] = mapped_column(Integer)  # the tenant's brand profile it used
+    calendar: Mapped[dict[str, Any] | None]  # the strategy agent's ContentCalendar, rationale included
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -235,6 +235,12 @@ class CampaignRepository:
         )
         return version
 
+    async def save_calendar(self, campaign_id: str, calendar: dict[str, Any]) -> None:
+        """Keep the campaign's content calendar (a retried build writes the same document again)."""
+        await self.session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(calendar=calendar, updated_at=func.now())
+        )
+
     async def earlier_content_embeddings(
         self, campaign_id: str, *, exclude_item: str, exclude_message: str = "", limit: int = 2000
     ) -> list[tuple[str, list[float]]]:

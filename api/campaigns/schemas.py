@@ -105,6 +105,9 @@ class CampaignView(BaseModel):
     degraded_reason: str = ""
     budget: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
+    # The content calendar: entries (date x channel x topic x format), message briefs, and why.
+    calendar: dict[str, Any] | None = None
+    brand_version: int | None = None  # the brand profile version its copy was checked against
     report_path: str | None = None
     # Live only: A/B tests / bandits and a budget reallocation waiting for a person.
     experiments: list[dict[str, Any]] = []

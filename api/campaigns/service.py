@@ -312,6 +312,8 @@ class CampaignService:
                 pending_reallocation=asdict(live.pending_reallocation) if live.pending_reallocation else None,
                 budget=campaign.budget,
                 plan=campaign.plan,
+                calendar=campaign.calendar,
+                brand_version=campaign.brand_version,
                 report_path=campaign.report_path,
             )
         # Workflow closed or unreachable: answer from storage.
@@ -340,6 +342,8 @@ class CampaignService:
             ],
             budget=campaign.budget,
             plan=campaign.plan,
+            calendar=campaign.calendar,
+            brand_version=campaign.brand_version,
             report_path=campaign.report_path,
         )
 

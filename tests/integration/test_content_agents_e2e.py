@@ -39,7 +39,15 @@ async def test_content_agents_in_a_campaign(make_settings, temporal_env, inferen
         campaign_id = await start_campaign(api, end_date="2026-12-07")
         await wait_for(api, campaign_id, in_phase("awaiting_approval"), timeout_s=600, temporal=temporal_env.client)
 
+        # The strategy agent's calendar is kept with its rationale; the brand version is recorded.
+        view = (await api.get(f"/v1/campaigns/{campaign_id}")).json()
+        assert view["brand_version"] == brand_version
+        calendar = view["calendar"]
+        assert calendar["rationale"] and calendar["messages"]
+        assert {m["message_id"] for m in calendar["messages"]} >= {e["message_id"] for e in calendar["entries"]}
+
         content = (await api.get(f"/v1/campaigns/{campaign_id}/content")).json()
+        assert sorted(i["item_id"] for i in content) == sorted(e["item_id"] for e in calendar["entries"])
         formats = {item["format"] for item in content}
         assert {"blog_post", "email", "x_post", "linkedin_post", "instagram_caption"} <= formats, formats
 
@@ -133,4 +141,15 @@ async def test_content_agents_in_a_campaign(make_settings, temporal_env, inferen
         assert stored[to_reject["item_id"]]["approval_state"] == "approved"
         assert stored[to_reject["item_id"]]["version"] == redraft["version"]
 
+        # The performance analysis ran at the end and is what the next calendar will apply.
+        analysis = await api.get("/v1/content/recommendations")
+        assert analysis.status_code == 200, analysis.text
+        assert analysis.json()["campaign_id"] == campaign_id
+        assert analysis.json()["summary"]["items"] >= len([i for i in stored.values() if i["external_id"]])
+
         await record_history(temporal_env.client, campaign_id, "campaign_content_agents")
+
+    async with api_client(settings, tenant=f"fresh-{campaign_id[-6:]}") as newcomer:
+        none_yet = await newcomer.get("/v1/content/recommendations")
+        assert none_yet.status_code == 404
+        assert none_yet.json()["error"]["code"] == "not_found"

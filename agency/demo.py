@@ -223,6 +223,7 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
         allocation = api.get(f"/v1/campaigns/{campaign_id}/allocation").json()
         experiments = api.get(f"/v1/campaigns/{campaign_id}/experiments").json()
         tenant_report = _tenant_report(api, timeout_s=120)
+        recommendations = api.get("/v1/content/recommendations")
         trail = api.get("/v1/audit", params={"limit": 200}).json()["events"]
 
     generated = _generation_count(settings) - generated_before
@@ -232,6 +233,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     _print_decisions(allocation, experiments)
     print("\n==================== content ====================")
     _print_content(content)
+    print("\n==================== content strategy ===========")
+    _print_strategy(view.get("calendar") or {}, recommendations)
     print("\n==================== content checks =============")
     content_failures = _content_figures(content)
     print("\n==================== where to look ==============")
@@ -323,6 +326,23 @@ class InboxReviewer:
             return {"action": "edit", "reason": "added the free-returns promise", "title": item["title"], "body": body}
         reason = "redraft approved" if item["item_id"] in self.rejected else "clean copy"
         return {"action": "approve", "reason": reason}
+
+
+def _print_strategy(calendar: dict, recommendations: httpx.Response) -> None:
+    """The calendar's messages and why (GET /v1/campaigns/{id}), and what the analysis of this
+    campaign's results recommends for the next one (GET /v1/content/recommendations)."""
+    for message in calendar.get("messages", []):
+        print(f"message {message['message_id'].rsplit(':', 1)[-1]}: {message['message']}  (CTA: {message['cta']})")
+    for line in calendar.get("rationale", []):
+        print(f"  - {line}")
+    if recommendations.status_code != 200:
+        print(f"no performance analysis yet ({recommendations.status_code})")
+        return
+    found = recommendations.json()
+    items = found["summary"].get("items", 0)
+    print(f"performance analysis of {items} published item(s) (GET /v1/content/recommendations):")
+    for rec in found["recommendations"][:5] or [{"text": "no finding yet: too little data to be confident"}]:
+        print(f"  {rec['text']}")
 
 
 def _content_figures(content: list[dict]) -> list[str]:

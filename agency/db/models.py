@@ -179,7 +179,7 @@ class ContentVersion(Base):
     parts: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     generation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # Sentence embedding of the copy (unit vector), for duplicate detection across the tenant's content.
-    embedding: Mapped[list[float] | None] = mapped_column(JSONB)
+    embedding: Mapped[list[float] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = _created_at()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, distinct, func, select, update
+from sqlalchemy import Select, distinct, func, null, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -229,7 +229,7 @@ class CampaignRepository:
                 compliance=compliance,
                 parts=parts or {},
                 generation=generation or {},
-                embedding=embedding or None,
+                embedding=embedding or null(),
             )
             .on_conflict_do_nothing(index_elements=["item_id", "version"])
         )
@@ -258,7 +258,8 @@ class CampaignRepository:
             .where(
                 Campaign.tenant_id == tenant,
                 ContentItem.id != exclude_item,
-                ContentVersion.embedding.is_not(None),
+                # Versions without one hold SQL NULL or (written before none_as_null) JSON null.
+                func.jsonb_typeof(ContentVersion.embedding) == "array",
             )
             .order_by(ContentVersion.created_at.desc())
             .limit(limit)

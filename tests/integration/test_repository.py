@@ -343,3 +343,26 @@ async def test_rollback_fixture_step2_leaves_no_rows_behind(db_engine: AsyncEngi
     async with db_engine.connect() as conn:
         found = await conn.execute(text("SELECT count(*) FROM tenants WHERE slug = :s"), {"s": _COMMITTED_SLUG})
         assert found.scalar_one() == 0
+
+
+async def test_earlier_content_embeddings_skip_drafts_without_one_and_the_same_message(db_session: AsyncSession) -> None:
+    repo = CampaignRepository(db_session)
+    tenant = _id("tenant")
+    earlier, current = await _campaign(repo, tenant), await _campaign(repo, tenant)
+    other = await _campaign(repo, _id("tenant"))
+    await _content(repo, earlier, f"{earlier}:social:1")  # a legacy draft: no embedding stored
+    async with repo.session.begin():
+        for item_id, message_id, vector in (
+            (f"{earlier}:blog:1", "m-old", [1.0, 0.0]),
+            (f"{current}:email:1", "m-now", [0.0, 1.0]),
+        ):
+            await repo.save_content_version(
+                item_id=item_id, campaign_id=item_id.split(":")[0], channel="blog", format="blog_post",
+                publish_on=date(2026, 3, 2), version=1, title="t", body="b", model="m", prompt_tokens=1,
+                completion_tokens=1, compliance={}, approval_state="pending",
+                generation={"message_id": message_id}, embedding=vector,
+            )
+    found = await repo.earlier_content_embeddings(current, exclude_item=f"{current}:social:9", exclude_message="m-now")
+    assert found == [(f"{earlier}:blog:1", [1.0, 0.0])]
+    # Another tenant's content is never compared.
+    assert await repo.earlier_content_embeddings(other, exclude_item="x") == []

@@ -181,9 +181,10 @@ def stack_settings(
         generation_max_tokens=96,
         activity_timeout_s=10,
         generation_timeout_s=90,
-        # One candidate per item and round keeps the model calls of campaign tests down; the content
-        # agents' test asks for several.
+        # One candidate per item and round keeps the model calls of campaign tests down, and a
+        # rejection closes the item as before; the content agents' test asks for candidates and redrafts.
         generation_variants=1,
+        review_regenerations=0,
         # Generous limits: tests share one database (and so every bucket) and poll often; the
         # rate-limit tests set their own.
         rate_limit_tenant_per_minute=60_000,

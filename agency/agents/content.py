@@ -138,8 +138,13 @@ _INSTRUCTION_SENTENCES = tuple(
 
 def call_to_action(req: GenerationRequest) -> str:
     role = next((c.role for c in req.plan.channels if c.channel == req.entry.channel), req.plan.objective)
+    return call_to_action_for(role, req.brief.product)
+
+
+def call_to_action_for(role: str, product: str) -> str:
+    """The call to action for a channel role (or campaign objective); conversion wording by default."""
     template = _CALL_TO_ACTION.get(role, _CALL_TO_ACTION["conversion"])
-    return template.format(product=req.brief.product.strip())
+    return template.format(product=product.strip())
 
 
 def build_prompt(req: GenerationRequest) -> tuple[str, str]:

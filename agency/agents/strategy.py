@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from agency.agents.calendar import spread_offsets
-from agency.agents.content import _CALL_TO_ACTION
+from agency.agents.content import call_to_action_for
 from agency.agents.performance import (
     FORMAT,
     FORMAT_WEEKDAY,
@@ -209,7 +209,7 @@ def _messages(req: CalendarRequest, confident: list[ContentRecommendation], rati
         i for i in range(len(texts)) if i not in assigned
     ]
     product = req.brief.product.strip()
-    cta = _CALL_TO_ACTION.get(req.plan.objective, _CALL_TO_ACTION["conversion"]).format(product=product)
+    cta = call_to_action_for(req.plan.objective, product)
     messages = []
     for n, i in enumerate(order, start=1):
         choice = assigned.get(i)

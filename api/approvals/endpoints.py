@@ -9,15 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agency.contracts import Channel, ContentFormat
 from agency.security.rbac import Permission, Principal
-from agency.settings import Settings
 from api import deps
 from api.approvals.schemas import NO_NUL, ApprovalAction, ApprovalDecided, ApprovalPage
 from api.approvals.service import ApprovalService, InboxFilter
 from api.auth.principal import requires
+from api.campaigns.endpoints import campaign_service
 from api.campaigns.service import CampaignService
 from api.errors import AUTHENTICATED_ERRORS, error_responses
-from api.model_gate import ModelGate
-from api.temporal_gateway import TemporalGateway
 
 router = APIRouter(
     prefix="/v1/approvals", tags=["approvals"], responses={**AUTHENTICATED_ERRORS, **error_responses(404, 409)}
@@ -26,15 +24,13 @@ MAX_PAGE = 200
 
 
 def service_for(permission: Permission):
+    # Dependencies as defaults: closure variables cannot be resolved from string annotations.
     def service(
         request: Request,
         session: Annotated[AsyncSession, Depends(deps.db_session)],
-        temporal: Annotated[TemporalGateway, Depends(deps.temporal)],
-        settings: Annotated[Settings, Depends(deps.settings)],
-        model_gate: Annotated[ModelGate, Depends(deps.model_gate)],
         principal: Principal = requires(permission),
+        campaigns: CampaignService = Depends(campaign_service(permission)),
     ) -> ApprovalService:
-        campaigns = CampaignService(session, temporal, settings, model_gate, principal, request)
         return ApprovalService(session, campaigns, principal, request)
 
     return Annotated[ApprovalService, Depends(service)]

@@ -38,6 +38,11 @@ router = APIRouter(
 
 def service_for(permission: Permission):
     """A CampaignService acting for a caller that holds ``permission``."""
+    return Annotated[CampaignService, Depends(campaign_service(permission))]
+
+
+def campaign_service(permission: Permission):
+    """The dependency behind ``service_for`` (other routers build on it)."""
 
     # The permission is a closure variable: it goes in a default, as string annotations
     # (PEP 563) are resolved in module globals.
@@ -51,7 +56,7 @@ def service_for(permission: Permission):
     ) -> CampaignService:
         return CampaignService(session, temporal, settings, model_gate, principal, request)
 
-    return Annotated[CampaignService, Depends(service)]
+    return service
 
 
 P = Permission

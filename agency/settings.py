@@ -19,6 +19,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Signing key used only in local mode; production must provide its own.
 _LOCAL_ONLY_SECRET = "local-development-only-secret-change-me"
 
+# The documented public endpoints of the providers the adapters speak to.
+LIVE_PROVIDER_URLS = {
+    "hubspot": "https://api.hubapi.com",
+    "ga4": "https://analyticsdata.googleapis.com",
+    "google-ads": "https://googleads.googleapis.com",
+    "linkedin": "https://api.linkedin.com",
+    "x": "https://api.x.com",
+    "resend": "https://api.resend.com",
+}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENCY_", extra="ignore", populate_by_name=True)
@@ -74,6 +84,22 @@ class Settings(BaseSettings):
     channel_base_url: str | None = None
     # Bearer token for the publishing channel (the sandbox accepts this local default).
     channel_token: SecretStr = SecretStr("sandbox-local-token")
+
+    # ---- service adapters (agency.integrations) -------------------------------------
+    # "sandbox": every provider adapter talks to that provider's face on the local sandbox
+    # (local mode, tests, the demo); "live": the providers' documented public endpoints.
+    integrations_target: Literal["sandbox", "live"] = "sandbox"
+    # Per-provider base URL overrides, e.g. {"hubspot": "https://api.hubapi.com"}.
+    provider_base_urls: dict[str, str] = Field(default_factory=dict)
+    # Fernet keys (url-safe base64 of 32 bytes) for tenant credentials at rest. The first one
+    # encrypts, all of them decrypt: rotate by putting a new key first and re-encrypting.
+    # Empty in local mode means a key derived from secret_key; production must set them.
+    credentials_keys: list[SecretStr] = Field(default_factory=list)
+    integration_timeout_s: float = 10.0
+    # Outgoing mail (SMTP). Local mode and tests run a local SMTP server.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
 
     queue_orchestration: str = "agency-orchestration"
     queue_inference: str = "agency-inference"
@@ -173,6 +199,14 @@ class Settings(BaseSettings):
     def triton_metrics_target(self) -> str:
         return self.triton_metrics_url or f"http://{self.bind_host}:{self.triton_metrics_port}/metrics"
 
+    def provider_url(self, provider: str) -> str:
+        """Base URL of a provider's API: an override, else the sandbox face or the live endpoint."""
+        if provider in self.provider_base_urls:
+            return self.provider_base_urls[provider].rstrip("/")
+        if self.integrations_target == "live":
+            return LIVE_PROVIDER_URLS[provider]
+        return f"{self.channel_url.rstrip('/')}/{provider}"
+
     @property
     def channel_url(self) -> str:
         return self.channel_base_url or f"http://{self.bind_host}:{self.sandbox_port}"
@@ -188,6 +222,10 @@ class Settings(BaseSettings):
                 raise RuntimeError("DATABASE_URL must point at a managed PostgreSQL in production")
             if not self.channel_base_url:
                 raise RuntimeError("AGENCY_CHANNEL_BASE_URL must name the real publishing channel in production")
+            if self.integrations_target != "live":
+                raise RuntimeError("AGENCY_INTEGRATIONS_TARGET=live is required in production (the sandbox is local-only)")
+            if not self.credentials_keys:
+                raise RuntimeError("AGENCY_CREDENTIALS_KEYS must be set in production (tenant credentials at rest)")
 
 
 @lru_cache

@@ -79,6 +79,7 @@ post (what ``url`` points to), no auth.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
@@ -99,6 +100,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agency.contracts import CHANNEL_FORMAT, SOCIAL_NETWORK_FORMATS
 from agency.sandbox.audience import AudienceModel, audience_model
+from agency.sandbox.providers import SandboxContext, all_faces
+from agency.sandbox.providers.faults import CredentialsUpdate, FaultInjector, FaultPlan, ProviderCredentials, RequestCounters
 from agency.sandbox.store import Post, PostInput, SandboxStore
 
 # Public, well-known token: only acceptable on a loopback-bound local sandbox.
@@ -515,4 +518,81 @@ def create_sandbox_app(
         return {"pending": store.pending_faults()}
 
     app.include_router(v1)
+    mount_provider_faces(app, db_path, time_scale, accepted_tokens, require_token)
     return app
+
+
+def mount_provider_faces(
+    app: FastAPI, db_path: Path, time_scale: float, accepted_tokens: frozenset[str], require_token
+) -> None:
+    """Serve every provider face under its prefix, with faults, counters and credentials."""
+    ctx = SandboxContext(
+        db_path=db_path,
+        time_scale=time_scale,
+        faults=FaultInjector(),
+        counters=RequestCounters(),
+        credentials=ProviderCredentials(default=accepted_tokens),
+    )
+    app.state.providers = ctx
+    faces = {face.name: face for face in all_faces()}
+    for face in faces.values():
+        app.include_router(face.build(ctx), prefix=f"/{face.name}")
+
+    @app.middleware("http")
+    async def provider_faults(request: Request, call_next):
+        provider = request.url.path.split("/", 2)[1] if request.url.path.count("/") >= 1 else ""
+        face = faces.get(provider)
+        if face is None:
+            return await call_next(request)
+        rule = ctx.faults.take(provider, request.method, request.url.path)
+        response = None
+        if rule is not None and rule.delay_s:
+            await asyncio.sleep(rule.delay_s)
+        if rule is None or rule.status_code is None or rule.after_commit:
+            response = await call_next(request)
+        if rule is not None and rule.status_code is not None:
+            message = "injected fault" + (" after the request was applied" if rule.after_commit else "")
+            response = face.error(rule.status_code, message, rule.retry_after_s)
+            if rule.retry_after_s is not None:
+                response.headers["Retry-After"] = f"{rule.retry_after_s:g}"
+        route = request.scope.get("route")
+        template = getattr(route, "path_format", None) or request.url.path
+        ctx.counters.add(provider, f"{request.method} {template} {response.status_code}")
+        return response
+
+    admin = APIRouter(prefix="/_sandbox", dependencies=[Depends(require_token)])
+
+    def known(provider: str) -> str:
+        if provider not in faces:
+            raise SandboxError(404, "unknown_provider", f"no provider face {provider!r}; known: {sorted(faces)}")
+        return provider
+
+    @admin.put("/faults/{provider}")
+    def put_provider_faults(provider: str, plan: FaultPlan) -> dict[str, Any]:
+        ctx.faults.set(known(provider), plan)
+        return {"provider": provider, "rules": ctx.faults.remaining(provider)}
+
+    @admin.get("/faults/{provider}")
+    def get_provider_faults(provider: str) -> dict[str, Any]:
+        return {"provider": known(provider), "rules": ctx.faults.remaining(provider)}
+
+    @admin.delete("/faults/{provider}")
+    def clear_provider_faults(provider: str) -> dict[str, Any]:
+        ctx.faults.clear(known(provider))
+        return {"provider": provider, "rules": []}
+
+    @admin.get("/requests/{provider}")
+    def get_provider_requests(provider: str) -> dict[str, Any]:
+        return {"provider": known(provider), "counts": ctx.counters.snapshot(provider)}
+
+    @admin.delete("/requests/{provider}")
+    def reset_provider_requests(provider: str) -> dict[str, Any]:
+        ctx.counters.reset(known(provider))
+        return {"provider": provider, "counts": {}}
+
+    @admin.put("/credentials/{provider}")
+    def put_provider_credentials(provider: str, update: CredentialsUpdate) -> dict[str, Any]:
+        ctx.credentials.set(known(provider), update.tokens)
+        return {"provider": provider, "accepted": len(update.tokens)}
+
+    app.include_router(admin)

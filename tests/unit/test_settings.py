@@ -12,6 +12,8 @@ PRODUCTION_READY = {
     "AGENCY_CHANNEL_TOKEN": "a-real-channel-token",
     "AGENCY_CHANNEL_BASE_URL": "https://publishing.example.com",
     "DATABASE_URL": "postgresql://agency@db.internal/agency",
+    "AGENCY_INTEGRATIONS_TARGET": "live",
+    "AGENCY_CREDENTIALS_KEYS": '["a-real-fernet-key-from-the-vault"]',
 }
 
 
@@ -53,6 +55,8 @@ def test_production_with_every_secret_set_is_accepted(env) -> None:
         ("AGENCY_CHANNEL_TOKEN", "AGENCY_CHANNEL_TOKEN"),
         ("DATABASE_URL", "DATABASE_URL"),
         ("AGENCY_CHANNEL_BASE_URL", "AGENCY_CHANNEL_BASE_URL"),
+        ("AGENCY_INTEGRATIONS_TARGET", "AGENCY_INTEGRATIONS_TARGET"),
+        ("AGENCY_CREDENTIALS_KEYS", "AGENCY_CREDENTIALS_KEYS"),
     ],
 )
 def test_production_refuses_each_local_default(env, missing: str, named: str) -> None:
@@ -65,6 +69,7 @@ def test_secrets_never_appear_in_the_settings_repr(env) -> None:
     settings = env(PRODUCTION_READY)
     assert "a-real-secret-from-the-vault" not in repr(settings)
     assert "a-real-channel-token" not in repr(settings)
+    assert "a-real-fernet-key-from-the-vault" not in repr(settings)
 
 
 def test_app_refuses_to_start_in_production_with_default_secrets():

@@ -1,0 +1,25 @@
+"""Sandbox face: HubSpot CRM v3 (contacts, companies, search, archive, webhooks v3 signatures)."""
+
+from __future__ import annotations
+
+import uuid  # noqa: F401  (error bodies carry correlation ids on some faces)
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from agency.sandbox.providers import ProviderFace, SandboxContext
+from agency.sandbox.providers.common import google_status  # noqa: F401
+
+
+def error_response(status_code: int, message: str, retry_after_s: float | None = None) -> JSONResponse:
+    """An error in this provider's documented shape."""
+    return JSONResponse({"status": "error", "message": message, "correlationId": str(uuid.uuid4()),
+         "category": "RATE_LIMITS" if status_code == 429 else "INTERNAL_ERROR" if status_code >= 500 else "VALIDATION_ERROR"}, status_code)
+
+
+def create_router(ctx: SandboxContext) -> APIRouter:
+    router = APIRouter()
+    return router
+
+
+FACE = ProviderFace(name="hubspot", build=create_router, error=error_response)

@@ -33,6 +33,11 @@ class Permission(StrEnum):
     MARKET_WRITE = "market:write"
     # Publish a new version of the tenant's brand profile (voice, banned words, claims, personas).
     BRAND_WRITE = "brand:write"
+    # The tenant's contact store: read it; import, clean and settle CRM sync conflicts.
+    CONTACTS_READ = "contacts:read"
+    CONTACTS_WRITE = "contacts:write"
+    # Connect providers (CRM, ads, analytics, social, email) and rotate their credentials.
+    INTEGRATIONS_MANAGE = "integrations:manage"
     API_KEYS_MANAGE = "api_keys:manage"
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
@@ -47,12 +52,12 @@ class Role(StrEnum):
 
 P = Permission
 
-_VIEWER = frozenset({P.CAMPAIGNS_READ, P.CONTENT_READ, P.REPORTS_READ, P.METRICS_READ})
+_VIEWER = frozenset({P.CAMPAIGNS_READ, P.CONTENT_READ, P.REPORTS_READ, P.METRICS_READ, P.CONTACTS_READ})
 _MARKETER = _VIEWER | {
     P.CAMPAIGNS_CREATE, P.CAMPAIGNS_CONTROL, P.CONTENT_APPROVE, P.BUDGET_PROPOSE, P.BUDGET_APPROVE, P.MARKET_WRITE,
-    P.BRAND_WRITE,
+    P.BRAND_WRITE, P.CONTACTS_WRITE,
 }
-_ADMIN = _MARKETER | {P.API_KEYS_MANAGE, P.AUDIT_READ}
+_ADMIN = _MARKETER | {P.API_KEYS_MANAGE, P.AUDIT_READ, P.INTEGRATIONS_MANAGE}
 _OWNER = _ADMIN | {P.USERS_MANAGE}
 
 # Publishing is the publisher agent's job after a human approval; no human role publishes
@@ -75,7 +80,7 @@ AGENT_SCOPES: Mapping[str, frozenset[Permission]] = {
 
 # Credentials are administered by people: a leaked machine credential must not be able to
 # mint more credentials or create users, whatever scopes it was (mis)configured with.
-HUMAN_ONLY: frozenset[Permission] = frozenset({P.USERS_MANAGE, P.API_KEYS_MANAGE})
+HUMAN_ONLY: frozenset[Permission] = frozenset({P.USERS_MANAGE, P.API_KEYS_MANAGE, P.INTEGRATIONS_MANAGE})
 
 PrincipalKind = Literal["user", "service", "api_key"]
 

@@ -48,6 +48,7 @@ def test_viewer_is_read_only() -> None:
         Permission.CONTENT_READ,
         Permission.REPORTS_READ,
         Permission.METRICS_READ,
+        Permission.CONTACTS_READ,
     }
     assert all(p.value.endswith(":read") for p in principal_permissions(user("viewer")))
 

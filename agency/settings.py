@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # Tenant ROI reports: a Temporal Schedule runs ScheduledReportsWorkflow this often (0: off).
     report_schedule_interval_s: float = 7 * 24 * 3600
 
+    # The planner's cap on posts per channel in one campaign (tests and small demos lower it).
+    max_posts_per_channel: int = Field(default=3, ge=1, le=20)
     generation_max_tokens: int = 160
     generation_temperature: float = 0.7
     # Content agents: candidates per item and round (the ranking keeps the best), content

@@ -6,6 +6,8 @@ Each step is health-checked before the next; a failure stops what already starte
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import socket
@@ -61,6 +63,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, (list, dict)):
+            # pydantic-settings reads complex values as JSON.
+            value = json.dumps(
+                [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+                if isinstance(value, list)
+                else value
+            )
         if name == "database_url":
             env["DATABASE_URL"] = str(value)
         else:

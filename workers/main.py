@@ -46,6 +46,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
         from activities.brand import BrandActivities
         from activities.campaign_store import CampaignStoreActivities
         from activities.competitive import CompetitiveStoreActivities
+        from activities.contact_import import ContactImportActivities
         from activities.content_insights import ContentInsightActivities
         from activities.ranking import RankingActivities
         from activities.experiments import ExperimentActivities
@@ -65,7 +66,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
         )
         activities = [
             *CampaignStoreActivities(sessions).all(),
-            *PlanningActivities(sessions).all(),
+            *PlanningActivities(sessions, max_posts_per_channel=settings.max_posts_per_channel).all(),
             *ReportActivities(sessions, settings.reports_dir, roi_reports=roi_reports).all(),
             *roi_reports.all(),
             *MarketActivities(sessions).all(),
@@ -74,6 +75,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
             *BrandActivities(sessions).all(),
             *ContentInsightActivities(sessions).all(),
             *CompetitiveStoreActivities(sessions).all(),
+            *ContactImportActivities(sessions).all(),
             *RankingActivities().all(),
         ]
         workers.append(
@@ -138,11 +140,20 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
         stack.push_async_callback(channel.aclose)
         fetch = CompetitiveFetchActivities()
         stack.push_async_callback(fetch.close)
+        # CRM sync pages write PostgreSQL in the same transaction as their CRM cursor (see activities.crm_sync).
+        from activities.crm_sync import CrmSyncActivities, crm_factory
+        from agency.db.session import create_engine, resolve_database_url, session_factory
+
+        sync_engine = create_engine(resolve_database_url(settings))
+        stack.push_async_callback(sync_engine.dispose)
+        sync_sessions = session_factory(sync_engine)
+        crm_sync = CrmSyncActivities(sync_sessions, crm_factory(settings, sync_sessions))
+        stack.push_async_callback(crm_sync.close)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.queue_integrations,
-                activities=[*ChannelActivities(channel).all(), *fetch.all()],
+                activities=[*ChannelActivities(channel).all(), *fetch.all(), *crm_sync.all()],
                 graceful_shutdown_timeout=graceful,
             )
         )

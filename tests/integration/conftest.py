@@ -185,6 +185,9 @@ def stack_settings(
         # rejection closes the item as before; the content agents' test asks for candidates and redrafts.
         generation_variants=1,
         review_regenerations=0,
+        # One post per channel (one social slot is still its X + LinkedIn + Instagram set): 5 drafts
+        # per campaign instead of 13. Tests about calendars, experiments or many items ask for more.
+        max_posts_per_channel=1,
         # Generous limits: tests share one database (and so every bucket) and poll often; the
         # rate-limit tests set their own.
         rate_limit_tenant_per_minute=60_000,

@@ -28,7 +28,7 @@ def _inbox_item(api_items: list[dict], item_id: str) -> dict | None:
 
 
 async def test_content_agents_in_a_campaign(make_settings, temporal_env, inference):
-    settings = make_settings(generation_variants=2, content_concurrency=3, review_regenerations=1)
+    settings = make_settings(generation_variants=2, content_concurrency=3, review_regenerations=1, max_posts_per_channel=3)
     calls_before = await inference.inference_count("content_generator")
 
     async with running_workers(temporal_env.client, settings), api_client(settings) as api:

@@ -44,7 +44,7 @@ async def test_history_drives_allocation_steering_and_report(make_settings, temp
     # Every reallocation needs a person (threshold 0), so the approval path is exercised.
     settings = make_settings(
         reallocation_approval_threshold=0.0, reallocation_min_change=0.0, reallocation_decision_timeout_s=120,
-        metrics_rounds=3, metrics_interval_s=1.0,
+        metrics_rounds=3, metrics_interval_s=1.0, max_posts_per_channel=3,
     )
     async with running_workers(temporal_env.client, settings), api_client(settings, tenant=tenant) as api:
         stored = await api.put("/v1/market/weeks", json={"weeks": history_rows(CAMPAIGN["channels"], 4000.0)})

@@ -547,6 +547,9 @@ def mount_provider_faces(
         rule = ctx.faults.take(provider, request.method, request.url.path)
         response = None
         if rule is not None and rule.delay_s:
+            # Read the body first: a client that times out disconnects, and the request must
+            # still be applied (the provider got it; only the answer is late).
+            await request.body()
             await asyncio.sleep(rule.delay_s)
         if rule is None or rule.status_code is None or rule.after_commit:
             response = await call_next(request)
@@ -557,6 +560,8 @@ def mount_provider_faces(
                 response.headers["Retry-After"] = f"{rule.retry_after_s:g}"
         route = request.scope.get("route")
         template = getattr(route, "path_format", None) or request.url.path
+        if not template.startswith(f"/{provider}/"):
+            template = f"/{provider}{template}"
         ctx.counters.add(provider, f"{request.method} {template} {response.status_code}")
         return response
 

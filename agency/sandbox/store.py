@@ -198,12 +198,26 @@ class SandboxStore:
 
     # ---- publishing -------------------------------------------------------------------
     def publish(
-        self, idempotency_key: str, fingerprint: str, post: PostInput, *, status_code: int = 201
+        self,
+        idempotency_key: str,
+        fingerprint: str,
+        post: PostInput,
+        *,
+        status_code: int = 201,
+        post_id: str | None = None,
+        replay_logged_as: tuple[DeliveryOutcome, int, str | None] = ("replayed", 200, None),
+        on_create: Callable[[sqlite3.Connection, Post], None] | None = None,
     ) -> PublishOutcome:
         """Create the post unless this key was seen; log the delivery in the same transaction.
 
         ``status_code`` is what the caller will answer for a new post (an injected fault
         may answer 5xx after committing, to simulate a response lost on the way back).
+
+        Provider faces (:mod:`agency.sandbox.providers`) publish here too, so their posts get
+        metrics, budgets and delivery log entries like channel posts: ``post_id`` is the
+        provider's own id for the post, ``replay_logged_as`` how a repeat is logged (a network
+        refusing duplicate content logs a rejection, not a replay), and ``on_create`` writes
+        the face's own row in the same transaction.
         """
         now = time.time()
         with self._write() as conn:
@@ -214,10 +228,11 @@ class SandboxStore:
                 existing = _load_post(conn, row)
                 if existing.fingerprint == fingerprint:
                     kind: Literal["replayed", "conflict"] = "replayed"
+                    logged_outcome, logged_status, logged_error = replay_logged_as
                     self._log(
                         conn, now, post.channel, post.campaign_id, post.item_id,
-                        idempotency_key, "replayed", 200, None, existing.id, "publish",
-                        post.budget_cents,
+                        idempotency_key, logged_outcome, logged_status, logged_error,
+                        existing.id, "publish", post.budget_cents,
                     )
                 else:
                     kind = "conflict"
@@ -228,7 +243,7 @@ class SandboxStore:
                     )
                 return PublishOutcome(kind, existing)
             created = Post(
-                id=f"{post.channel}_{uuid.uuid4().hex[:24]}",
+                id=post_id or f"{post.channel}_{uuid.uuid4().hex[:24]}",
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
                 channel=post.channel,
@@ -250,6 +265,8 @@ class SandboxStore:
                     created.body, created.published_budget_cents, created.created_at,
                 ),
             )
+            if on_create is not None:
+                on_create(conn, created)
             self._log(
                 conn, now, post.channel, post.campaign_id, post.item_id, idempotency_key,
                 "created", status_code, None, created.id, "publish", post.budget_cents,
@@ -396,6 +413,17 @@ class SandboxStore:
                 (campaign_id, campaign_id),
             ).fetchall()
         return [dict(r) for r in rows]
+
+    # ---- tables of provider faces -------------------------------------------------------
+    def create_tables(self, ddl: str) -> None:
+        """Create a provider face's own tables (``CREATE TABLE IF NOT EXISTS ...``) in this file."""
+        with self._connect() as conn:
+            conn.executescript(ddl)
+
+    def query(self, sql: str, params: tuple = ()) -> list[dict[str, object]]:
+        """Rows of a read-only query (provider faces reading their own tables), as dicts."""
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(sql, params).fetchall()]
 
     # ---- fault injection --------------------------------------------------------------
     def set_fault(self, count: int, status_code: int, after_commit: bool) -> None:

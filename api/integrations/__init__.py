@@ -1,0 +1,1 @@
+"""Provider connections of a tenant: credentials stored encrypted, versioned and rotated."""

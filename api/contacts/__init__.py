@@ -1,0 +1,1 @@
+"""/v1/contacts: the contact store and CSV imports into it."""

@@ -1,4 +1,15 @@
-"""Integration activities: publish approved content and read its metrics through the channel adapter."""
+"""Integration activities: publish approved content, read its metrics and set its budgets
+through the provider adapters (agency.integrations).
+
+* Publishing goes through the tenant's :class:`~agency.integrations.publishing.PublishingRouter`
+  (X, LinkedIn, Resend by format; the channel protocol for the rest).
+* Metrics: paid delivery (impressions, clicks, spend) from Google Ads, conversions (key events)
+  from GA4, joined per item; an item with no ads campaign (organic) is read from its channel.
+* Budgets: each item's total budget is its Google Ads campaign budget.
+
+Requests from campaigns started before tenants were passed along (``tenant == ""``) keep the
+channel-only path they were started with.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +18,23 @@ from contextlib import contextmanager
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.integration_errors import provider_errors
 from agency.channels import ChannelClient, ChannelRejected, ChannelUnavailable
 from agency.contracts import (
     ActivityName,
     ItemBudgetsRequest,
     ItemBudgetsResult,
+    ItemMetrics,
     MetricsRequest,
     MetricsSnapshot,
     PublishRequest,
     PublishResult,
 )
+from agency.integrations.accounts import TenantAdapters, TenantProviders
+from agency.integrations.ads import MICROS_PER_UNIT, BudgetBelowSpend
+from agency.integrations.errors import ProviderRejected
+
+MICROS_PER_CENT = MICROS_PER_UNIT // 100
 
 
 @contextmanager
@@ -67,39 +85,107 @@ def item_budgets(req: ItemBudgetsRequest) -> dict[str, int]:
 
 
 class ChannelActivities:
-    def __init__(self, channel: ChannelClient) -> None:
+    def __init__(self, channel: ChannelClient, providers: TenantProviders | None = None) -> None:
         self._channel = channel
+        self._providers = providers
+
+    async def _adapters(self, tenant: str) -> TenantAdapters | None:
+        if not tenant or self._providers is None:
+            return None
+        with provider_errors(f"the adapters of tenant {tenant}"):
+            return await self._providers.for_tenant(tenant)
 
     @activity.defn(name=ActivityName.PUBLISH_CONTENT)
     async def publish_content(self, req: PublishRequest) -> PublishResult:
-        # The idempotency key makes retries (worker crash after the POST landed) safe:
-        # the channel answers with the post it already created.
-        with channel_errors(f"{req.item_id}"):
-            return await self._channel.publish(req)
+        # Every route is safe to retry (worker crash after the provider applied it): idempotency
+        # keys where the provider has them, duplicate-content recovery where it has not.
+        adapters = await self._adapters(req.tenant)
+        if adapters is None:
+            with channel_errors(f"{req.item_id}"):
+                return await self._channel.publish(req)
+        with provider_errors(f"publishing {req.item_id} ({req.format})"):
+            return await adapters.publishing.publish(req)
 
     @activity.defn(name=ActivityName.COLLECT_METRICS)
     async def collect_metrics(self, req: MetricsRequest) -> MetricsSnapshot:
+        adapters = await self._adapters(req.tenant)
         items = []
-        with channel_errors("a metrics read"):
-            for ref in req.published:
-                items.append(await self._channel.fetch_metrics(ref.item_id, ref.channel, ref.external_id))
+        if adapters is None:
+            with channel_errors("a metrics read"):
+                for ref in req.published:
+                    items.append(await self._channel.fetch_metrics(ref.item_id, ref.channel, ref.external_id))
+            return MetricsSnapshot(campaign_id=req.campaign_id, round=req.round, items=items)
+        with provider_errors("reading Google Ads campaign metrics"):
+            paid = await adapters.ads.campaign_metrics(ref.external_id for ref in req.published)
+        with provider_errors("reading GA4 key events"):
+            engaged = await adapters.analytics.item_engagement(adapters.ga4_property, [req.campaign_id])
+        for ref in req.published:
+            ads = paid.get(ref.external_id)
+            if ads is None:
+                # Not promoted, so no ads campaign: its organic reach comes from the channel.
+                with channel_errors("a metrics read"):
+                    items.append(await self._channel.fetch_metrics(ref.item_id, ref.channel, ref.external_id))
+                continue
+            # GA4 lags behind (reports are eventually consistent): its count only grows, so a
+            # round may under-count conversions that a later round then picks up.
+            engagement = engaged.get((req.campaign_id, ref.item_id))
+            items.append(ItemMetrics(
+                item_id=ref.item_id, channel=ref.channel, external_id=ref.external_id,
+                impressions=ads.impressions, clicks=ads.clicks,
+                conversions=engagement.key_events if engagement is not None else 0,
+                spend_cents=ads.cost_micros // MICROS_PER_CENT,
+            ))
         return MetricsSnapshot(campaign_id=req.campaign_id, round=req.round, items=items)
 
     @activity.defn(name=ActivityName.APPLY_ITEM_BUDGETS)
     async def apply_item_budgets(self, req: ItemBudgetsRequest) -> ItemBudgetsResult:
-        """Set each published item's budget on its channel (idempotent per campaign, item and round)."""
+        """Set each published item's total budget (absolute amounts, so a retry is harmless)."""
         budgets = item_budgets(req)
         external = {m.item_id: m.external_id for m in req.snapshot.items}
-        with channel_errors("a budget change"):
-            for item_id, cents in budgets.items():
-                budgets[item_id] = await self._set_budget(
-                    external[item_id], cents, f"{req.campaign_id}:{item_id}:budget:r{req.round}"
-                )
+        adapters = await self._adapters(req.tenant)
+        for item_id, cents in budgets.items():
+            if adapters is None:
+                with channel_errors("a budget change"):
+                    budgets[item_id] = await self._set_channel_budget(
+                        external[item_id], cents, f"{req.campaign_id}:{item_id}:budget:r{req.round}"
+                    )
+                continue
+            try:
+                with provider_errors(f"setting the Google Ads budget of {item_id}"):
+                    budgets[item_id] = await self._set_ads_budget(adapters, external[item_id], cents)
+            except ApplicationError as err:
+                cause = err.__cause__
+                if not isinstance(cause, ProviderRejected) or "RESOURCE_NOT_FOUND" not in cause.code:
+                    raise
+                # No ads campaign yet (published without a budget): promote it on its channel.
+                with channel_errors("a budget change"):
+                    budgets[item_id] = await self._set_channel_budget(
+                        external[item_id], cents, f"{req.campaign_id}:{item_id}:budget:r{req.round}"
+                    )
         return ItemBudgetsResult(updated=len(budgets), budgets=budgets)
 
-    async def _set_budget(self, external_id: str, cents: int, key: str) -> int:
-        """Set a post's total budget; a cut below what it has spent by now becomes "spent plus a
-        little headroom" (the item kept spending after the metrics were read, as live ads do)."""
+    async def _set_ads_budget(self, adapters: TenantAdapters, campaign_id: str, cents: int) -> int:
+        """Set an item's total budget; a cut below what it has spent by now becomes "spent plus a
+        little headroom" (it kept spending after the metrics were read, as live ads do)."""
+        budget = f"customers/{adapters.ads.customer_id}/campaignBudgets/{campaign_id}"
+        target = cents
+        for attempt in range(1, BUDGET_ATTEMPTS + 1):
+            try:
+                await adapters.ads.set_total_budget(budget, target * MICROS_PER_CENT)
+                return target
+            except BudgetBelowSpend as err:
+                if attempt == BUDGET_ATTEMPTS:
+                    raise
+                spent_micros = err.spent_micros
+                if spent_micros is None:  # live Google Ads does not say; read the spend
+                    current = await adapters.ads.campaign_metrics([campaign_id])
+                    spent_micros = current[campaign_id].cost_micros if campaign_id in current else 0
+                spent = spent_micros // MICROS_PER_CENT
+                target = int(spent + max(BUDGET_HEADROOM_CENTS, spent * BUDGET_HEADROOM_SHARE * attempt))
+        raise AssertionError("unreachable")
+
+    async def _set_channel_budget(self, external_id: str, cents: int, key: str) -> int:
+        """The channel-protocol budget change, for campaigns started before the ads adapter."""
         target, attempt_key = cents, key
         for attempt in range(1, BUDGET_ATTEMPTS + 1):
             try:
@@ -109,8 +195,7 @@ class ChannelActivities:
                 spent = _spent_from(err)
                 if err.code != "budget_below_spend" or spent is None or attempt == BUDGET_ATTEMPTS:
                     raise
-                target = spent + max(BUDGET_HEADROOM_CENTS, spent * BUDGET_HEADROOM_SHARE * attempt)
-                target = int(target)
+                target = int(spent + max(BUDGET_HEADROOM_CENTS, spent * BUDGET_HEADROOM_SHARE * attempt))
                 attempt_key = f"{key}:at-spend-{attempt}"
         raise AssertionError("unreachable")
 

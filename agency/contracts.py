@@ -681,6 +681,9 @@ class PublishRequest:
     body: str
     budget_cents: int  # paid promotion budget for this piece
     idempotency_key: str  # f"{campaign_id}:{item_id}:v{version}"
+    # The tenant's slug picks its provider credentials; "" (campaigns started before it was
+    # passed) keeps the channel-protocol path.
+    tenant: str = ""
 
 
 @dataclass
@@ -703,6 +706,7 @@ class MetricsRequest:
     campaign_id: str
     round: int
     published: list[PublishedRef]
+    tenant: str = ""
 
 
 @dataclass
@@ -840,6 +844,7 @@ class ItemBudgetsRequest:
     channel_cents: dict[str, int]  # campaign-total budget per channel
     arm_weights: dict[str, dict[str, float]]  # channel -> item -> weight (experiments)
     snapshot: MetricsSnapshot
+    tenant: str = ""
 
 
 @dataclass

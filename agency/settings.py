@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # Empty in local mode means a key derived from secret_key; production must set them.
     credentials_keys: list[SecretStr] = Field(default_factory=list)
     integration_timeout_s: float = 10.0
+    # Campaign emails go out from this sender to this list address (the ESP expands the list).
+    email_sender: str = "campaigns@agency.example"
+    email_list_address: str = "subscribers@lists.agency.example"
     # Outgoing mail (SMTP). Local mode and tests run a local SMTP server.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025

@@ -21,9 +21,12 @@ from api.auth.principal import Authenticator
 from api.brand import endpoints as brand
 from api.campaigns import endpoints as campaigns
 from api.competitors import endpoints as competitors
+from api.contacts import endpoints as contacts
+from api.contacts_sync import endpoints as contacts_sync
 from api.drafts import endpoints as drafts
 from api.errors import install_error_handlers
 from api.insights import endpoints as insights
+from api.integrations import endpoints as integrations
 from api.market import endpoints as market
 from api.metrics import endpoints as metrics
 from api.reports import endpoints as reports
@@ -45,7 +48,10 @@ ROUTERS = [
     brand.router,
     approvals.router,
     competitors.router,
+    contacts.router,
+    contacts_sync.router,
     insights.router,
+    integrations.router,
 ]
 
 

@@ -134,26 +134,29 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
     if "integrations" in kinds:
         from activities.channel_publishing import ChannelActivities
         from activities.competitive import CompetitiveFetchActivities
+        from activities.crm_sync import CrmSyncActivities, crm_factory
         from agency.channels import ChannelClient
+        from agency.db.session import create_engine, resolve_database_url, session_factory
+        from agency.integrations.accounts import TenantProviders
 
+        # Provider credentials are per tenant (PostgreSQL), and CRM sync pages write PostgreSQL
+        # in the same transaction as their CRM cursor (see activities.crm_sync).
+        integrations_engine = create_engine(resolve_database_url(settings))
+        stack.push_async_callback(integrations_engine.dispose)
+        integration_sessions = session_factory(integrations_engine)
         channel = ChannelClient(settings.channel_url, token=settings.channel_token.get_secret_value())
         stack.push_async_callback(channel.aclose)
+        providers = TenantProviders(settings, integration_sessions, channel)
+        stack.push_async_callback(providers.aclose)
         fetch = CompetitiveFetchActivities()
         stack.push_async_callback(fetch.close)
-        # CRM sync pages write PostgreSQL in the same transaction as their CRM cursor (see activities.crm_sync).
-        from activities.crm_sync import CrmSyncActivities, crm_factory
-        from agency.db.session import create_engine, resolve_database_url, session_factory
-
-        sync_engine = create_engine(resolve_database_url(settings))
-        stack.push_async_callback(sync_engine.dispose)
-        sync_sessions = session_factory(sync_engine)
-        crm_sync = CrmSyncActivities(sync_sessions, crm_factory(settings, sync_sessions))
+        crm_sync = CrmSyncActivities(integration_sessions, crm_factory(settings, integration_sessions))
         stack.push_async_callback(crm_sync.close)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.queue_integrations,
-                activities=[*ChannelActivities(channel).all(), *fetch.all(), *crm_sync.all()],
+                activities=[*ChannelActivities(channel, providers).all(), *fetch.all(), *crm_sync.all()],
                 graceful_shutdown_timeout=graceful,
             )
         )

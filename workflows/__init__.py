@@ -2,7 +2,9 @@
 
 from workflows.campaign import CampaignWorkflow
 from workflows.competitive_watch import CompetitiveWatchWorkflow
+from workflows.contact_import import ContactImportWorkflow
 from workflows.content_pipeline import ContentPipelineWorkflow
+from workflows.crm_sync import CrmSyncWorkflow
 from workflows.model_rollout import ModelRolloutWorkflow
 from workflows.roi_report import RoiReportWorkflow
 from workflows.scheduled_reports import ScheduledReportsWorkflow
@@ -10,7 +12,9 @@ from workflows.scheduled_reports import ScheduledReportsWorkflow
 ALL_WORKFLOWS = [
     CampaignWorkflow,
     CompetitiveWatchWorkflow,
+    ContactImportWorkflow,
     ContentPipelineWorkflow,
+    CrmSyncWorkflow,
     ModelRolloutWorkflow,
     RoiReportWorkflow,
     ScheduledReportsWorkflow,
@@ -20,7 +24,9 @@ __all__ = [
     "ALL_WORKFLOWS",
     "CampaignWorkflow",
     "CompetitiveWatchWorkflow",
+    "ContactImportWorkflow",
     "ContentPipelineWorkflow",
+    "CrmSyncWorkflow",
     "ModelRolloutWorkflow",
     "RoiReportWorkflow",
     "ScheduledReportsWorkflow",

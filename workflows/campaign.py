@@ -486,7 +486,9 @@ class CampaignWorkflow:
             await self._wait_while_paused()
             snapshot = await self._activity(
                 ActivityName.COLLECT_METRICS,
-                MetricsRequest(campaign_id=inp.campaign_id, round=round_no, published=published),
+                MetricsRequest(
+                    campaign_id=inp.campaign_id, round=round_no, published=published, tenant=inp.brief.tenant
+                ),
                 result_type=MetricsSnapshot,
                 task_queue=inp.queues.integrations,
             )
@@ -620,6 +622,7 @@ class CampaignWorkflow:
                     body=draft.body,
                     budget_cents=per_channel.get(item.channel, 0) // max(1, counts.get(item.channel, 1)),
                     idempotency_key=f"{inp.campaign_id}:{item.item_id}:v{item.version}",
+                    tenant=inp.brief.tenant,
                 ),
                 result_type=PublishResult,
                 task_queue=inp.queues.integrations,
@@ -718,6 +721,7 @@ class CampaignWorkflow:
                         o.channel: dict(o.weights) for o in outcomes.values() if o.weights
                     },
                     snapshot=snapshot,
+                    tenant=inp.brief.tenant,
                 ),
                 result_type=ItemBudgetsResult,
                 task_queue=inp.queues.integrations,

@@ -28,7 +28,8 @@ from agency.integrations.reliability import RetryPolicy
 PROVIDER = "google-ads"
 API_VERSION = "v17"
 MICROS_PER_UNIT = 1_000_000
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # what may go into a GAQL literal unescaped
+# What may go into a GAQL string literal unescaped (ids of posts promoted as campaigns, URNs included).
+_ID = re.compile(r"^[A-Za-z0-9_:.-]{1,200}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _BUDGET_TOO_SMALL = {"campaignBudgetError.TOTAL_AMOUNT_TOO_SMALL"}
 

@@ -48,6 +48,16 @@ APP_TABLES = {
     "competitor_sources",
     "competitor_items",
     "competitor_topics",
+    "companies",
+    "contacts",
+    "contact_imports",
+    "contact_import_rows",
+    "contact_import_chunks",
+    "import_quarantine",
+    "integration_credentials",
+    "crm_sync_states",
+    "sync_conflicts",
+    "crm_sync_deletions",
 }
 
 

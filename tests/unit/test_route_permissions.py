@@ -20,6 +20,8 @@ PUBLIC = {
     "POST /v1/auth/refresh",
     "POST /v1/auth/logout",
     "GET /.well-known/jwks.json",
+    # Authenticated by the provider's request signature (HubSpot webhooks v3), not a login.
+    "POST /v1/webhooks/hubspot/{tenant}",
 }
 
 

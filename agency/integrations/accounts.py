@@ -1,0 +1,140 @@
+"""The provider adapters one tenant's campaigns use, built from its stored credentials.
+
+Credentials come from ``integration_credentials`` (see :mod:`agency.integrations.credentials`).
+In sandbox mode a provider the tenant has not connected falls back to the sandbox's own token and
+placeholder account ids, so local mode and tests run without connecting anything; in live mode
+the first call fails with :class:`~agency.integrations.errors.ProviderAuthFailed` ("connect the
+provider first"), which activities turn into a non-retryable error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agency.channels import ChannelClient
+from agency.db.models import Tenant
+from agency.integrations.ads import GoogleAdsClient
+from agency.integrations.analytics import Ga4Analytics
+from agency.integrations.credentials import CredentialCipher, TenantCredentialSource, auth_headers
+from agency.integrations.errors import ProviderAuthFailed, ProviderRejected
+from agency.integrations.publishing import PublishingRouter, build_publishing_router
+from agency.settings import Settings
+
+# Placeholder accounts of the sandbox (its faces serve one advertiser / property / organization).
+SANDBOX_ACCOUNTS: dict[str, dict[str, Any]] = {
+    "google-ads": {"customer_id": "1234567890", "developer_token": "sandbox-developer-token"},
+    "ga4": {"property_id": "123456789"},
+    "linkedin": {"organization_id": "2414183"},
+    "x": {},
+    "resend": {},
+    "hubspot": {},
+}
+
+
+class SandboxFallbackCredential:
+    """A tenant's stored credential, or (sandbox mode only) the sandbox token when it has none."""
+
+    def __init__(self, stored: TenantCredentialSource, sandbox_token: str | None) -> None:
+        self._stored = stored
+        self._sandbox_token = sandbox_token
+        self.provider = stored.provider
+
+    async def secret(self) -> dict[str, Any]:
+        try:
+            return await self._stored.secret()
+        except ProviderAuthFailed as err:
+            if self._sandbox_token is None or err.code != "credential_missing":
+                raise
+            fallback = dict(SANDBOX_ACCOUNTS[self.provider])
+            fallback["access_token" if self.provider != "resend" else "api_key"] = self._sandbox_token
+            return fallback
+
+    async def headers(self) -> dict[str, str]:
+        return auth_headers(self.provider, await self.secret())
+
+    async def refresh(self) -> bool:
+        try:
+            return await self._stored.refresh()
+        except ProviderAuthFailed:
+            return False
+
+
+@dataclass
+class TenantAdapters:
+    publishing: PublishingRouter
+    ads: GoogleAdsClient
+    analytics: Ga4Analytics
+    ga4_property: str
+
+    async def aclose(self) -> None:
+        await self.publishing.aclose()
+        await self.ads.aclose()
+        await self.analytics.aclose()
+
+
+class TenantProviders:
+    """Adapters per tenant (by slug), built on first use and kept for the process's lifetime."""
+
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], channel: ChannelClient
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._channel = channel
+        self._cipher = CredentialCipher.from_settings(settings)
+        self._sandbox_token = (
+            settings.channel_token.get_secret_value() if settings.integrations_target == "sandbox" else None
+        )
+        self._adapters: dict[str, TenantAdapters] = {}
+        self._lock = asyncio.Lock()
+
+    async def for_tenant(self, tenant_slug: str) -> TenantAdapters:
+        async with self._lock:
+            adapters = self._adapters.get(tenant_slug)
+            if adapters is None:
+                adapters = self._adapters[tenant_slug] = await self._build(tenant_slug)
+            return adapters
+
+    async def _build(self, tenant_slug: str) -> TenantAdapters:
+        async with self._sessions() as session:
+            tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
+        if tenant_id is None:
+            raise ProviderRejected("agency", 404, "tenant_not_found", f"no tenant {tenant_slug!r}")
+        source = {p: self._credential(tenant_id, p) for p in ("x", "linkedin", "resend", "google-ads", "ga4")}
+        settings = self._settings
+        timeout = settings.integration_timeout_s
+        linkedin = await source["linkedin"].secret()
+        ads_account = await source["google-ads"].secret()
+        ga4_account = await source["ga4"].secret()
+        return TenantAdapters(
+            publishing=build_publishing_router(
+                settings,
+                self._channel,
+                linkedin_author=f"urn:li:organization:{linkedin['organization_id']}",
+                email_from=settings.email_sender,
+                email_to=[settings.email_list_address],
+                credentials={p: source[p] for p in ("x", "linkedin", "resend")},
+            ),
+            # The stored google-ads secret carries the developer token (auth_headers adds it).
+            ads=GoogleAdsClient(
+                settings.provider_url("google-ads"), source["google-ads"], None, ads_account["customer_id"],
+                ads_account.get("login_customer_id"), timeout_s=timeout,
+            ),
+            analytics=Ga4Analytics(settings.provider_url("ga4"), source["ga4"], timeout_s=timeout),
+            ga4_property=str(ga4_account["property_id"]),
+        )
+
+    def _credential(self, tenant_id: uuid.UUID, provider: str) -> SandboxFallbackCredential:
+        stored = TenantCredentialSource(self._sessions, tenant_id, provider, cipher=self._cipher)
+        return SandboxFallbackCredential(stored, self._sandbox_token)
+
+    async def aclose(self) -> None:
+        for adapters in self._adapters.values():
+            await adapters.aclose()
+        self._adapters.clear()

@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -184,6 +185,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
         _upload_history(api, demo_brief(date.today())["channels"])
         _put_brand(api)
+        _import_contacts(api, timeout_s=300)
+        _sync_crm(api, timeout_s=300)
         response = api.post("/v1/campaigns", json=demo_brief(date.today()))
         if response.status_code != 202:
             raise DemoFailed(f"POST /v1/campaigns -> {response.status_code}: {response.text}")
@@ -241,6 +244,8 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
     print(f"generations served by Triton's content_generator: {generated}")
     print("\nmodel server (agency models status):")
     print("  " + render_status(asyncio.run(model_server_status(settings))).replace("\n", "\n  "))
+    print("\n==================== deliveries ================")
+    delivery_failures = _print_deliveries(settings, campaign_id, content)
     chain = _verify_audit_chain(settings)
     print(f"audit chain:  {chain.records_checked} records, hash chain intact: {chain.ok}  (agency audit verify)")
     actors = sorted({e["actor"].split(":")[0] if e["actor"].startswith("user:") else e["actor"] for e in trail})
@@ -258,9 +263,78 @@ def _run(settings: Settings, *, poll_s: float, timeout_s: float) -> int:
         raise DemoFailed("fewer model generations than content items")
     if content_failures:
         raise DemoFailed("content checks failed: " + "; ".join(content_failures))
+    if delivery_failures:
+        raise DemoFailed("deliveries not exactly once: " + "; ".join(delivery_failures))
     if not chain.ok:
         raise DemoFailed(f"audit chain broken at record {chain.bad_record_id}: {chain.reason}")
     return 0
+
+
+DEMO_CONTACT_ROWS = 2_000
+
+
+def _import_contacts(api: httpx.Client, *, timeout_s: float) -> None:
+    """A messy CSV of contacts (duplicates, bad emails, mixed phone formats) through the cleaning
+    pipeline; the counts must add up and every quarantined row says why."""
+    from agency.cleaning.messy import generate
+
+    messy = generate(DEMO_CONTACT_ROWS, seed=11)
+    response = api.post(
+        "/v1/contacts/imports", params={"region": "US", "filename": "crm-export.csv"},
+        content=messy.text.encode(), headers={"Content-Type": "text/csv"},
+    )
+    if response.status_code != 202:
+        raise DemoFailed(f"POST /v1/contacts/imports -> {response.status_code}: {response.text}")
+    import_id = response.json()["import_id"]
+    deadline = time.monotonic() + timeout_s
+    while (state := api.get(f"/v1/contacts/imports/{import_id}").json())["status"] not in ("completed", "failed"):
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"contact import {import_id} did not finish in {timeout_s:.0f}s")
+        time.sleep(0.5)
+    if state["status"] != "completed":
+        raise DemoFailed(f"contact import failed: {state['error']}")
+    total = state["clean"] + state["merged"] + state["quarantined"]
+    print(f"contact import (POST /v1/contacts/imports, {messy.rows} messy rows): {state['clean']} clean + "
+          f"{state['merged']} merged + {state['quarantined']} quarantined = {total}")
+    held = api.get(f"/v1/contacts/imports/{import_id}/quarantine", params={"limit": 200}).json()["rows"]
+    reasons = Counter(f"{r['field']}: {r['code']}" for row in held for r in row["reasons"])
+    print("  quarantine reasons (first page): " + ", ".join(f"{k} x{n}" for k, n in reasons.most_common(5)))
+    if total != messy.rows or any(not row["reasons"] for row in held):
+        raise DemoFailed("contact import counts do not add up, or a quarantined row has no reason")
+
+
+def _sync_crm(api: httpx.Client, *, timeout_s: float) -> None:
+    """Start the tenant's CRM sync and wait for its first full round (our contacts into HubSpot)."""
+    response = api.post("/v1/sync/crm", json={"interval_s": 30})
+    if response.status_code not in (200, 202):
+        raise DemoFailed(f"POST /v1/sync/crm -> {response.status_code}: {response.text}")
+    deadline = time.monotonic() + timeout_s
+    while (state := api.get("/v1/sync/crm").json()).get("rounds", 0) < 1:
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"the CRM sync did not finish a round in {timeout_s:.0f}s")
+        time.sleep(0.5)
+    totals = state.get("totals", {})
+    print(f"CRM sync (CrmSyncWorkflow, POST /v1/sync/crm) round {state['rounds']}: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(totals.items()) if v) + f"; pending conflicts {state['pending_conflicts']}")
+
+
+def _print_deliveries(settings: Settings, campaign_id: str, content: list[dict]) -> list[str]:
+    """Where each approved item went, counted on the provider side; exactly once or a failure."""
+    approved = {c["item_id"]: c["format"] for c in content if c["approval_state"] == "approved"}
+    headers = {"Authorization": f"Bearer {settings.channel_token.get_secret_value()}"}
+    with httpx.Client(base_url=settings.channel_url, headers=headers, timeout=30) as sandbox:
+        posts = sandbox.get("/v1/posts", params={"campaign_id": campaign_id}).json()["data"]
+        requests = {
+            face: sandbox.get(f"/_sandbox/requests/{face}").json()["counts"]
+            for face in ("x", "linkedin", "resend", "google-ads", "ga4")
+        }
+    per_item = Counter(p["item_id"] for p in posts)
+    for fmt in sorted(set(approved.values())):
+        items = [i for i, f in approved.items() if f == fmt]
+        print(f"  {fmt:18s} {len(items)} approved, {sum(per_item[i] for i in items)} delivered")
+    for face, counts in requests.items():
+        print(f"  {face:10s} received " + ", ".join(f"{k} x{n}" for k, n in counts.items()))
+    return [f"{item} delivered {per_item[item]} times" for item in approved if per_item[item] != 1]
 
 
 def _put_brand(api: httpx.Client) -> None:

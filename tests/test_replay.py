@@ -58,6 +58,9 @@ def test_histories_are_committed():
         "campaign_approved_and_rejected_v1",
         # Those patches taken: fitted allocation, an approved reallocation, experiments, ROI report.
         "campaign_decision_agents",
+        # Service layer: CRM sync through a review conflict; a 10k-row contact import.
+        "crm_sync_review_conflict",
+        "contact_import_10k",
         # Recorded with the content-agents patch: brand profile, strategy calendar, ranked
         # candidates, an edit approved, a rejection redrafted from its reason.
         "campaign_content_agents",

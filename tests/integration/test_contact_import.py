@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
 import pytest
+
+from api_flow import record_workflow_history
 from sqlalchemy import func, select, text
 from temporalio.worker import Worker
 
@@ -168,6 +170,7 @@ async def test_messy_10k_import_adds_up_and_reprocessing_releases_uk_numbers(set
         assert again.status_code == 202, again.text
         assert again.json()["pass_number"] == 1
         await temporal_env.client.get_workflow_handle(again.json()["workflow_id"]).result()
+        await record_workflow_history(temporal_env.client, workflow_id, "contact_import_10k")
         after = await import_state(api, import_id)
         assert after["status"] == "completed" and after["region"] == "GB" and after["passes"] == 1
         assert_counts_add_up(after, 10_000)

@@ -35,6 +35,7 @@ from agency.integrations.crm import SYNC_KEY_PROPERTY, CrmRecord, HubSpotCrm, we
 from agency.integrations.http import bearer
 from agency.integrations.reliability import CircuitBreaker, RetryPolicy
 from agency.settings import Settings
+from api_flow import record_workflow_history
 from agency.sync.contracts import CrmSyncInput, CrmSyncQuery, CrmSyncStatus, crm_sync_workflow_id
 from api.contacts_sync.service import crm_sync_input, ensure_crm_sync
 from tests.integration.conftest import SANDBOX_TOKEN, api_client, free_port, stack_settings, start_sandbox
@@ -340,6 +341,8 @@ async def test_review_conflict_waits_for_a_person_then_lands_on_both_sides(
         assert (await nudge(stack, api, crm_id)).pending_conflicts == 0
         again = await api.post(f"/v1/sync/conflicts/{listed[0]['conflict_id']}", json={"resolution": "ours"})
         assert again.status_code == 409
+        # Webhook nudges, a conflict held for review, its resolution by signal: for the replay tests.
+        await record_workflow_history(stack.client, stack.workflow_id, "crm_sync_review_conflict")
 
 
 async def test_contact_archived_in_the_crm_is_tombstoned_and_not_recreated(

@@ -10,11 +10,12 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from agency.sandbox import sqlite
 
 # v2: budget_changes table; deliveries gained ``operation`` and ``budget_cents``.
 _SCHEMA_VERSION = 2
@@ -174,27 +175,11 @@ class SandboxStore:
                         conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # isolation_level=None: transactions are explicit, so BEGIN IMMEDIATE is honoured.
-        conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self):
+        return sqlite.connect(self.db_path)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def _write(self):
+        return sqlite.write_transaction(self.db_path)
 
     # ---- publishing -------------------------------------------------------------------
     def publish(

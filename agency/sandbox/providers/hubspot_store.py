@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from agency.sandbox import sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hubspot_records (
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS hubspot_webhook_attempts (
 _FIRST_ID = 1001
 
 ChangeKind = Literal["creation", "propertyChange", "deletion"]
+
 
 
 @dataclass(frozen=True)
@@ -136,27 +137,11 @@ class HubSpotStore:
                 (_FIRST_ID - 1,),
             )
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # isolation_level=None: transactions are explicit, so BEGIN IMMEDIATE is honoured.
-        conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self):
+        return sqlite.connect(self.db_path)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def _write(self):
+        return sqlite.write_transaction(self.db_path)
 
     # ---- reads -------------------------------------------------------------------------
     def get(self, object_type: str, record_id: int) -> Record | None:

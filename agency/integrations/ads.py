@@ -22,7 +22,7 @@ import httpx
 
 from agency.channels import parse_retry_after
 from agency.integrations.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from agency.integrations.http import CredentialSource, ProviderHttp, json_object
+from agency.integrations.http import CredentialSource, ProviderAdapter, ProviderHttp, json_object
 from agency.integrations.reliability import RetryPolicy
 
 PROVIDER = "google-ads"
@@ -156,7 +156,7 @@ def _gaql_literal(value: str) -> str:
     return f"'{value}'"
 
 
-class GoogleAdsClient:
+class GoogleAdsClient(ProviderAdapter):
     """One customer account (optionally through a manager, ``login_customer_id``)."""
 
     def __init__(
@@ -181,15 +181,6 @@ class GoogleAdsClient:
             PROVIDER, base_url, credentials=credentials, timeout_s=timeout_s, retry=retry,
             error_reader=google_error_reader, classify=_classify, headers=headers,
         )
-
-    async def __aenter__(self) -> GoogleAdsClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def _path(self, method: str) -> str:
         return f"/{API_VERSION}/customers/{self.customer_id}/{method}"

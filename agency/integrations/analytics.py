@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agency.integrations.ads import google_error_reader
-from agency.integrations.http import CredentialSource, ProviderHttp, json_object
+from agency.integrations.http import CredentialSource, ProviderAdapter, ProviderHttp, json_object
 from agency.integrations.reliability import RetryPolicy
 
 PROVIDER = "ga4"
@@ -64,7 +64,7 @@ def _date_range(value: Any) -> dict[str, str]:
     return {"startDate": str(start), "endDate": str(end)}
 
 
-class Ga4Analytics:
+class Ga4Analytics(ProviderAdapter):
     def __init__(
         self,
         base_url: str,
@@ -81,15 +81,6 @@ class Ga4Analytics:
             PROVIDER, base_url, credentials=credentials, timeout_s=timeout_s, retry=retry,
             error_reader=google_error_reader,
         )
-
-    async def __aenter__(self) -> Ga4Analytics:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def run_report(
         self,

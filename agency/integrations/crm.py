@@ -21,14 +21,13 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
 from agency.integrations.errors import ProviderRejected, ProviderUnavailable
-from agency.integrations.http import CredentialSource, ProviderHttp, json_object
+from agency.integrations.http import CredentialSource, ProviderAdapter, ProviderHttp, json_object
 from agency.integrations.reliability import CircuitBreaker, RetryPolicy
 
 PROVIDER = "hubspot"
@@ -145,7 +144,7 @@ def _write_values(properties: dict[str, str | None], *, clear_missing: bool) -> 
     return {k: v for k, v in properties.items() if v is not None}
 
 
-class HubSpotCrm:
+class HubSpotCrm(ProviderAdapter):
     """One HubSpot portal for one credential; reuse it (it pools connections)."""
 
     def __init__(
@@ -167,21 +166,6 @@ class HubSpotCrm:
             error_reader=hubspot_error_reader,
             headers={"Accept": "application/json"},
         )
-
-    @property
-    def http(self) -> ProviderHttp:
-        return self._http
-
-    async def __aenter__(self) -> HubSpotCrm:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # ---- reads -------------------------------------------------------------------------
     async def list_page(

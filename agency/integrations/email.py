@@ -32,7 +32,7 @@ import aiosmtplib
 import httpx
 
 from agency.integrations.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from agency.integrations.http import CredentialSource, ProviderHttp, json_object
+from agency.integrations.http import CredentialSource, ProviderAdapter, ProviderHttp, json_object
 from agency.integrations.reliability import RetryPolicy
 from agency.integrations.social import SANDBOX_CAMPAIGN_HEADER, SANDBOX_ITEM_HEADER
 
@@ -179,7 +179,7 @@ def resend_tag_value(value: str) -> str:
     return _TAG_UNSAFE.sub("_", value)[:256] or "_"
 
 
-class ResendEmailSender:
+class ResendEmailSender(ProviderAdapter):
     """Sends through Resend's ``POST /emails`` with the email's idempotency key."""
 
     def __init__(
@@ -194,13 +194,6 @@ class ResendEmailSender:
         self._http = ProviderHttp("resend", base_url, credentials=credentials, timeout_s=timeout_s,
                                   retry=retry, classify=_resend_classify)
         self._correlate = correlate
-
-    @property
-    def http(self) -> ProviderHttp:
-        return self._http
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def send(self, email: OutgoingEmail) -> SentEmail:
         headers = {"Idempotency-Key": email.idempotency_key}

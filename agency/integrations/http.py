@@ -207,6 +207,25 @@ class ProviderHttp:
         return ProviderRejected(self.provider, status, code, message, body)
 
 
+class ProviderAdapter:
+    """Base of the HTTP adapters: each owns one :class:`ProviderHttp` and closes it."""
+
+    _http: ProviderHttp
+
+    @property
+    def http(self) -> ProviderHttp:
+        return self._http
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 def _body(response: httpx.Response) -> Any:
     try:
         return response.json()

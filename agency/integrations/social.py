@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from agency.integrations.http import CredentialSource, ProviderHttp, json_object
+from agency.integrations.http import CredentialSource, ProviderAdapter, ProviderHttp, json_object
 from agency.integrations.errors import ProviderError, ProviderRejected, ProviderUnavailable
 from agency.integrations.reliability import RetryPolicy
 
@@ -125,7 +125,7 @@ def _x_tweet_text(tweet: dict) -> str:
     return text
 
 
-class XPublisher:
+class XPublisher(ProviderAdapter):
     """Posts through X API v2 ``POST /2/tweets`` for the user the credential belongs to."""
 
     def __init__(
@@ -145,13 +145,6 @@ class XPublisher:
         self._correlate = correlate
         self._lookup_pages = lookup_pages
         self._user_id: str | None = None
-
-    @property
-    def http(self) -> ProviderHttp:
-        return self._http
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def publish(self, post: SocialPost) -> PublishedPost:
         try:
@@ -241,7 +234,7 @@ def _linkedin_error_reader(response: httpx.Response) -> tuple[str, str]:
     return (f"http_{response.status_code}", response.text[:300])
 
 
-class LinkedInPublisher:
+class LinkedInPublisher(ProviderAdapter):
     """Posts through LinkedIn's versioned Posts API (``POST /rest/posts``) as ``author``."""
 
     def __init__(
@@ -264,13 +257,6 @@ class LinkedInPublisher:
         self._author = author
         self._correlate = correlate
         self._lookup_count = lookup_count
-
-    @property
-    def http(self) -> ProviderHttp:
-        return self._http
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def publish(self, post: SocialPost) -> PublishedPost:
         commentary = little_text_escape(post.text)

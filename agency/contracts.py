@@ -848,9 +848,27 @@ class ItemBudgetsRequest:
 
 
 @dataclass
+class AdPlatformChange:
+    """An edit a person made on the ad platform since the campaign's last round there."""
+
+    item_id: str
+    field: str  # "status" | "total_budget_cents"
+    before: str  # what we had last set or seen ("" when never)
+    after: str  # what the platform shows now
+    resolution: str  # "respected" (status followed) | "kept" (the platform's total stays this round)
+    wanted_cents: int  # the total the campaign wanted for the item this round
+    conflict: bool  # the campaign wanted a different total too (both sides moved)
+
+
+@dataclass
 class ItemBudgetsResult:
     updated: int
     budgets: dict[str, int]  # item id -> total budget now set on the channel
+    # Two-way sync with the ad platform (empty for results recorded before it existed).
+    platform_changes: list[AdPlatformChange] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)  # item id -> "paused" | "platform_budget"
+    # channel -> planned total minus the campaign's, where held items could not be absorbed.
+    channel_gap_cents: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

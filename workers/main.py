@@ -156,7 +156,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
             Worker(
                 client,
                 task_queue=settings.queue_integrations,
-                activities=[*ChannelActivities(channel, providers).all(), *fetch.all(), *crm_sync.all()],
+                activities=[*ChannelActivities(channel, providers, integration_sessions).all(), *fetch.all(), *crm_sync.all()],
                 graceful_shutdown_timeout=graceful,
             )
         )

@@ -58,6 +58,7 @@ APP_TABLES = {
     "crm_sync_states",
     "sync_conflicts",
     "crm_sync_deletions",
+    "ad_platform_item_states",
 }
 
 

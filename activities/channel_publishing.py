@@ -2,9 +2,11 @@
 through the provider adapters (agency.integrations).
 
 * Publishing goes through the tenant's :class:`~agency.integrations.publishing.PublishingRouter`
-  (X, LinkedIn, Resend by format; the channel protocol for the rest).
+  (by format: WordPress, X, LinkedIn, Instagram, Resend), which then sets the item's paid budget
+  as its Google Ads campaign total.
 * Metrics: paid delivery (impressions, clicks, spend) from Google Ads, conversions (key events)
-  from GA4, joined per item; an item with no ads campaign (organic) is read from its channel.
+  from GA4, joined per item; an item the ad platform does not know (never promoted) is read
+  from its channel.
 * Budgets: each item's total budget is its Google Ads campaign budget, synced both ways: the
   platform's state is read first, and a pause or a total set there by a person since our last
   round wins over the campaign's plan (:mod:`agency.sync.ad_platform`); the agreement is kept in

@@ -27,6 +27,9 @@ LIVE_PROVIDER_URLS = {
     "linkedin": "https://api.linkedin.com",
     "x": "https://api.x.com",
     "resend": "https://api.resend.com",
+    # Instagram API with Facebook Login (content publishing) is served by the Graph API host.
+    "instagram": "https://graph.facebook.com",
+    # WordPress has no public endpoint: each tenant's site is its own (see provider_url).
 }
 
 
@@ -209,6 +212,11 @@ class Settings(BaseSettings):
         if provider in self.provider_base_urls:
             return self.provider_base_urls[provider].rstrip("/")
         if self.integrations_target == "live":
+            if provider not in LIVE_PROVIDER_URLS:
+                raise ValueError(
+                    f"{provider} has no public endpoint: set its site URL in AGENCY_PROVIDER_BASE_URLS"
+                    f' (e.g. {{"{provider}": "https://blog.example.com"}}) or store it with the credential'
+                )
             return LIVE_PROVIDER_URLS[provider]
         return f"{self.channel_url.rstrip('/')}/{provider}"
 

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.db.models import Base, _created_at, _in
 
-PROVIDERS = ("hubspot", "ga4", "google-ads", "linkedin", "x", "resend")
+# 0013 added wordpress and instagram (the check constraint lists them all).
+PROVIDERS = ("hubspot", "ga4", "google-ads", "linkedin", "x", "resend", "wordpress", "instagram")
 CREDENTIAL_STATUSES = ("active", "retiring", "retired")
 
 

@@ -34,7 +34,14 @@ SANDBOX_ACCOUNTS: dict[str, dict[str, Any]] = {
     "x": {},
     "resend": {},
     "hubspot": {},
+    "wordpress": {},  # the face's URL is the site; the token is the bearer kind
+    # Any numeric id is an account of the face; Instagram fetches the image itself, the face does not.
+    "instagram": {"ig_user_id": "17841400000000001", "image_url": "https://sandbox.agency.example/campaign.jpg"},
 }
+
+
+# Providers campaigns publish through (every content format has one).
+_PUBLISHING = ("wordpress", "x", "linkedin", "instagram", "resend")
 
 
 class SandboxFallbackCredential:
@@ -82,8 +89,10 @@ class TenantProviders:
     """Adapters per tenant (by slug), built on first use and kept for the process's lifetime."""
 
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], channel: ChannelClient
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], channel: ChannelClient | None = None
     ) -> None:
+        # ``channel``: the fallback for formats no provider has (the legacy generic social_post);
+        # every format campaigns produce now has its provider adapter.
         self._settings = settings
         self._sessions = sessions
         self._channel = channel
@@ -106,26 +115,38 @@ class TenantProviders:
             tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
         if tenant_id is None:
             raise ProviderRejected("agency", 404, "tenant_not_found", f"no tenant {tenant_slug!r}")
-        source = {p: self._credential(tenant_id, p) for p in ("x", "linkedin", "resend", "google-ads", "ga4")}
+        source = {p: self._credential(tenant_id, p) for p in _PUBLISHING + ("google-ads", "ga4")}
         settings = self._settings
         timeout = settings.integration_timeout_s
         linkedin = await source["linkedin"].secret()
         ads_account = await source["google-ads"].secret()
         ga4_account = await source["ga4"].secret()
+        wordpress = await source["wordpress"].secret()
+        instagram = await source["instagram"].secret()
+        # The stored google-ads secret carries the developer token (auth_headers adds it).
+        ads = GoogleAdsClient(
+            settings.provider_url("google-ads"), source["google-ads"], None, ads_account["customer_id"],
+            ads_account.get("login_customer_id"), timeout_s=timeout,
+        )
+        try:
+            wordpress_url = wordpress.get("site_url") or settings.provider_url("wordpress")
+        except ValueError as err:  # live mode, and neither the credential nor the settings name the site
+            await ads.aclose()
+            raise ProviderRejected("wordpress", 422, "site_url_missing", str(err)) from err
         return TenantAdapters(
             publishing=build_publishing_router(
                 settings,
-                self._channel,
+                ads=ads,
                 linkedin_author=f"urn:li:organization:{linkedin['organization_id']}",
+                instagram_user_id=str(instagram["ig_user_id"]),
+                instagram_image_url=instagram.get("image_url"),
+                wordpress_url=wordpress_url,
                 email_from=settings.email_sender,
                 email_to=[settings.email_list_address],
-                credentials={p: source[p] for p in ("x", "linkedin", "resend")},
+                credentials={p: source[p] for p in _PUBLISHING},
+                fallback=self._channel,
             ),
-            # The stored google-ads secret carries the developer token (auth_headers adds it).
-            ads=GoogleAdsClient(
-                settings.provider_url("google-ads"), source["google-ads"], None, ads_account["customer_id"],
-                ads_account.get("login_customer_id"), timeout_s=timeout,
-            ),
+            ads=ads,
             analytics=Ga4Analytics(settings.provider_url("ga4"), source["ga4"], timeout_s=timeout),
             ga4_property=str(ga4_account["property_id"]),
         )

@@ -29,11 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 from sqlalchemy import func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -95,6 +96,55 @@ class ResendSecret(_Secret):
     api_key: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=4096, pattern=r"^re_\S+$")]
 
 
+def _application_password(value: str) -> str:
+    # WordPress shows application passwords in groups of four ("abcd efgh ...") and accepts them
+    # with or without the spaces; it generates 24 characters from [A-Za-z0-9].
+    compact = "".join(value.split())
+    if not (len(compact) == 24 and compact.isascii() and compact.isalnum()):
+        raise ValueError("a WordPress application password is 24 letters and digits (spaces allowed)")
+    return compact
+
+
+def _https_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme != "https" or not parsed.hostname or parsed.username or parsed.password:
+        raise ValueError("must be an https:// URL without credentials in it")
+    return value.rstrip("/")
+
+
+HttpsUrl = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_https_url)]
+WpUsername = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+ApplicationPassword = Annotated[str, StringConstraints(max_length=64), AfterValidator(_application_password)]
+
+
+class WordpressSecret(_Secret):
+    """A user's application password (core WordPress, Basic auth) or a bearer token (an OAuth or
+    JWT plugin): exactly one of the two. ``site_url`` is the site the tenant publishes to; without
+    it the configured provider URL is used (``AGENCY_PROVIDER_BASE_URLS``, the sandbox face)."""
+
+    username: WpUsername | None = None
+    application_password: ApplicationPassword | None = None
+    access_token: Token | None = None
+    site_url: HttpsUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> WordpressSecret:
+        password = self.username is not None and self.application_password is not None
+        if (self.username is None) != (self.application_password is None):
+            raise ValueError("username and application_password go together")
+        if password == (self.access_token is not None):
+            raise ValueError("give either username + application_password or access_token")
+        return self
+
+
+class InstagramSecret(_Secret):
+    access_token: Token  # a user/page token with instagram_content_publish
+    ig_user_id: NumericId  # the Instagram professional account captions are published as
+    # Instagram publishes images with captions; campaign items are text, so their captions go
+    # out with the account's campaign image (a public JPEG, which Instagram fetches itself).
+    image_url: HttpsUrl | None = None
+
+
 SECRET_MODELS: dict[str, type[_Secret]] = {
     "ga4": Ga4Secret,
     "google-ads": GoogleAdsSecret,
@@ -102,6 +152,8 @@ SECRET_MODELS: dict[str, type[_Secret]] = {
     "linkedin": LinkedinSecret,
     "x": XSecret,
     "resend": ResendSecret,
+    "wordpress": WordpressSecret,
+    "instagram": InstagramSecret,
 }
 assert set(SECRET_MODELS) == set(PROVIDERS)
 
@@ -110,6 +162,9 @@ def auth_headers(provider: str, secret: dict[str, Any]) -> dict[str, str]:
     """The request headers a provider's credential turns into."""
     if provider == "resend":
         return {"Authorization": f"Bearer {secret['api_key']}"}
+    if provider == "wordpress" and secret.get("application_password"):
+        pair = f"{secret['username']}:{secret['application_password']}".encode()
+        return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
     headers = {"Authorization": f"Bearer {secret['access_token']}"}
     if provider == "google-ads":
         headers["developer-token"] = secret["developer_token"]

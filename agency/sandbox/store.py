@@ -293,8 +293,12 @@ class SandboxStore:
         time_scale: float,
         spend_at: SpendAt,
         status_code: int = 200,
+        raise_to_spend: bool = False,
     ) -> BudgetUpdateOutcome:
         """Set a post's total budget unless this key was seen; log it in the same transaction.
+
+        ``raise_to_spend``: a total below the spend at this instant becomes that spend (a pause:
+        "stop here"), instead of being refused.
 
         The spend check, the clock reading and the insert happen under the write lock, so a
         concurrent change or metrics read (see :meth:`post_at_now`) cannot interleave: the
@@ -326,6 +330,8 @@ class SandboxStore:
                 return BudgetUpdateOutcome("replayed", as_first_answered)
             at_simulated_s = post.elapsed_simulated_s(now, time_scale)
             spent = spend_at(post, at_simulated_s)
+            if raise_to_spend:
+                budget_cents = max(budget_cents, spent)
             if budget_cents < spent:
                 log("rejected", 422, "budget_below_spend")
                 return BudgetUpdateOutcome("below_spend", post, spent)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agency.integrations.credentials import DEFAULT_OVERLAP
 
-Provider = Literal["hubspot", "ga4", "google-ads", "linkedin", "x", "resend"]
+Provider = Literal["hubspot", "ga4", "google-ads", "linkedin", "x", "resend", "wordpress", "instagram"]
 MAX_OVERLAP_S = 30 * 86_400
 
 
@@ -21,7 +21,8 @@ class CredentialIn(BaseModel):
             "The provider's secret and account ids. ga4: access_token, property_id. google-ads: "
             "access_token, developer_token, customer_id, login_customer_id?. hubspot: access_token, "
             "client_secret?, portal_id?. linkedin: access_token, organization_id. x: access_token, "
-            "user_id?. resend: api_key."
+            "user_id?. resend: api_key. wordpress: username + application_password, or access_token; "
+            "site_url?. instagram: access_token, ig_user_id, image_url?."
         ),
     )
     overlap_seconds: int = Field(

@@ -103,8 +103,10 @@ async def test_campaign_metrics_equal_the_channels_at_the_same_simulated_time(
     found = await ads.campaign_metrics([p["id"] for p in posts] + [unpaid["id"]])
     after = {p["id"]: await channel_metrics(admin, p["id"]) for p in posts}
 
-    # A post without a paid budget is no campaign.
-    assert sorted(found) == sorted(p["id"] for p in posts)
+    # Every post is a campaign (providers publish organically, then the budget is set there);
+    # one without a paid budget has a total of 0 and spends nothing.
+    assert sorted(found) == sorted([p["id"] for p in posts] + [unpaid["id"]])
+    assert found[unpaid["id"]].total_budget_micros == 0 and found[unpaid["id"]].cost_micros == 0
     for post in posts:
         row = found[post["id"]]
         ads_values = {"impressions": row.impressions, "clicks": row.clicks, "conversions": int(row.conversions),

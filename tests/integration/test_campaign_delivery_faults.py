@@ -2,10 +2,12 @@
 worker is killed between "send" and "record": each approved item is delivered exactly once.
 
 Faults, all at once: X answers a 429 storm (Retry-After), LinkedIn a 5xx burst, Resend answers
-only after the client's timeout (the email is accepted, the answer is lost), the channel loses
-one answer after committing, Google Ads throttles the metrics and budget calls. The worker
-process is killed with SIGKILL as soon as the first publish reaches a provider, and restarted.
-Counted on the sandbox side: its posts and delivery log, and each face's request counters.
+only after the client's timeout (the email is accepted, the answer is lost), WordPress loses the
+answer to a create and Instagram the answer to a media_publish (both applied), Google Ads
+throttles the metrics and budget calls. Every format goes to its provider's adapter; none uses
+the channel protocol any more. The worker process is killed with SIGKILL as soon as the first
+publish reaches a provider, and restarted. Counted on the sandbox side: its posts and delivery
+log, and each face's request counters.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ FACE_FAULTS = {
     # Longer than the adapters' timeout (integration_timeout_s below): applied, answer never seen.
     "resend": [{"count": 1, "delay_s": 2.5, "methods": ["POST"]}],
     "google-ads": [{"count": 4, "status_code": 429, "retry_after_s": 0.05}],
+    "wordpress": [{"count": 1, "status_code": 503, "after_commit": True, "methods": ["POST"]}],
+    "instagram": [{"count": 1, "status_code": 503, "after_commit": True, "methods": ["POST"],
+                   "path_contains": "/media_publish"}],
 }
 
 
@@ -54,16 +59,12 @@ async def test_every_approved_item_is_delivered_exactly_once_through_faults_and_
             await wait_for(api, campaign_id, in_phase("awaiting_approval"), timeout_s=300)
             content = (await api.get(f"/v1/campaigns/{campaign_id}/content")).json()
             pending = {c["item_id"]: c["format"] for c in content if c["approval_state"] == "pending"}
-            # One item per route: X, LinkedIn and Resend adapters, and the channel protocol.
-            assert {"x_post", "linkedin_post", "email", "blog_post"} <= set(pending.values()), pending
+            # One item per provider: WordPress, X, LinkedIn, Instagram and Resend.
+            assert {"blog_post", "x_post", "linkedin_post", "instagram_caption", "email"} <= set(pending.values()), pending
 
             with provider_admin(sandbox) as admin:
                 for face, rules in FACE_FAULTS.items():
                     admin.put(f"/_sandbox/faults/{face}", json={"rules": rules}).raise_for_status()
-            with sandbox_client(sandbox) as channel:
-                channel.put(
-                    "/v1/sandbox/faults", json={"count": 1, "status_code": 503, "after_commit": True}
-                ).raise_for_status()
 
             for item_id in pending:
                 response = await api.post(
@@ -92,9 +93,9 @@ async def test_every_approved_item_is_delivered_exactly_once_through_faults_and_
             posts = channel.get("/v1/posts", params={"campaign_id": campaign_id}).json()["data"]
             deliveries = channel.get("/v1/deliveries", params={"campaign_id": campaign_id}).json()["data"]
         # Exactly once: one post per approved item, created once, and it is the one we recorded.
-        assert Counter(p["item_id"] for p in posts) == Counter(pending), posts
+        assert Counter(p["item_id"] for p in posts) == Counter(pending.keys()), posts
         created = Counter(d["item_id"] for d in deliveries if d["operation"] == "publish" and d["outcome"] == "created")
-        assert created == Counter(pending), deliveries
+        assert created == Counter(pending.keys()), deliveries
         assert {p["item_id"]: p["id"] for p in posts} == recorded
 
         with provider_admin(sandbox) as admin:
@@ -106,6 +107,13 @@ async def test_every_approved_item_is_delivered_exactly_once_through_faults_and_
         assert sum(n for key, n in after["linkedin"].items() if key.startswith("POST") and key.endswith(" 503")) == 3
         assert sum(n for key, n in after["google-ads"].items() if key.endswith(" 429")) == 4, after["google-ads"]
         assert any(key.startswith("POST") and "/emails" in key for key in after["resend"]), after["resend"]
+        assert sum(n for key, n in after["wordpress"].items() if key.startswith("POST") and key.endswith(" 503")) == 1
+        assert sum(n for key, n in after["instagram"].items()
+                   if key.startswith("POST") and "/media_publish" in key and key.endswith(" 503")) == 1, after["instagram"]
+        # Blog posts and captions are the providers' posts, not the channel's.
+        assert {p["item_id"]: p["format"] for p in posts if p["format"] in ("blog_post", "instagram_caption")} == {
+            i: f for i, f in pending.items() if f in ("blog_post", "instagram_caption")}
+        assert not any(d["idempotency_key"] and d["idempotency_key"].endswith(":promote") for d in deliveries)
         # Metrics were read through Google Ads and GA4 after publishing.
         assert any("googleAds:search" in key and key.endswith(" 200") for key in after["google-ads"]), after["google-ads"]
     finally:

@@ -115,3 +115,99 @@ def test_secret_models_validate_and_turn_into_headers():
                           ("linkedin", {"access_token": "long-enough-token"})):
         with pytest.raises(ValidationError):
             SECRET_MODELS[provider].model_validate(bad)
+
+
+def test_wordpress_credentials_are_an_application_password_or_a_token():
+    model = SECRET_MODELS["wordpress"]
+    # The password as WordPress displays it (groups of four) is stored without the spaces.
+    stored = model.model_validate(
+        {"username": "editor", "application_password": "abcd EFGH ijkl MNOP qrst 1234",
+         "site_url": "https://blog.example.com/"}
+    ).model_dump(exclude_none=True)
+    assert stored == {"username": "editor", "application_password": "abcdEFGHijklMNOPqrst1234",
+                      "site_url": "https://blog.example.com"}
+    assert auth_headers("wordpress", stored) == {"Authorization": "Basic ZWRpdG9yOmFiY2RFRkdIaWprbE1OT1BxcnN0MTIzNA=="}
+    token = model.model_validate({"access_token": "jwt-token-123"}).model_dump(exclude_none=True)
+    assert auth_headers("wordpress", token) == {"Authorization": "Bearer jwt-token-123"}
+    for bad in (
+        {"username": "editor"},  # half a pair
+        {"application_password": "abcdEFGHijklMNOPqrst1234"},
+        {"username": "editor", "application_password": "abcdEFGHijklMNOPqrst1234", "access_token": "jwt-token-123"},
+        {},  # no way to sign in
+        {"username": "editor", "application_password": "too-short"},
+        {"username": "editor", "application_password": "abcd-EFGH-ijkl-MNOP-qrst-1234"},  # not its alphabet
+        {"access_token": "jwt-token-123", "site_url": "http://blog.example.com"},  # not https
+        {"access_token": "jwt-token-123", "site_url": "https://user:pw@blog.example.com"},
+    ):
+        with pytest.raises(ValidationError):
+            model.model_validate(bad)
+
+
+def test_instagram_credentials_carry_the_account_and_its_campaign_image():
+    model = SECRET_MODELS["instagram"]
+    stored = model.model_validate(
+        {"access_token": "EAAG-token-123", "ig_user_id": "17841400000000001", "image_url": "https://cdn.example/a.jpg"}
+    ).model_dump(exclude_none=True)
+    assert auth_headers("instagram", stored) == {"Authorization": "Bearer EAAG-token-123"}
+    for bad in (
+        {"access_token": "EAAG-token-123"},  # which account
+        {"access_token": "EAAG-token-123", "ig_user_id": "me"},
+        {"access_token": "EAAG-token-123", "ig_user_id": "1784", "image_url": "ftp://cdn.example/a.jpg"},
+        {"access_token": "EAAG-token-123", "ig_user_id": "1784", "extra": "field"},
+    ):
+        with pytest.raises(ValidationError):
+            model.model_validate(bad)
+
+
+def test_live_wordpress_needs_a_configured_site_url():
+    live = Settings(integrations_target="live")
+    assert live.provider_url("instagram") == "https://graph.facebook.com"
+    with pytest.raises(ValueError, match="AGENCY_PROVIDER_BASE_URLS"):
+        live.provider_url("wordpress")
+    configured = Settings(integrations_target="live", provider_base_urls={"wordpress": "https://blog.example.com/"})
+    assert configured.provider_url("wordpress") == "https://blog.example.com"
+    assert Settings(channel_base_url="http://127.0.0.1:9").provider_url("wordpress") == "http://127.0.0.1:9/wordpress"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind"),
+    [
+        (400, {"code": 4, "message": "(#4) Application request limit reached"}, "unavailable"),
+        (403, {"code": 17, "message": "(#17) User request limit reached"}, "unavailable"),
+        (400, {"code": 32, "message": "Page request limit reached"}, "unavailable"),
+        (500, {"code": 2, "message": "Service temporarily unavailable", "is_transient": True}, "unavailable"),
+        (400, {"code": 100, "message": "odd", "is_transient": True}, "unavailable"),
+        (400, {"code": 190, "message": "Invalid OAuth access token"}, "auth"),
+        (400, {"code": 9007, "error_subcode": 2207006, "message": "already published"}, None),
+        (400, {"code": 100, "error_subcode": 33, "message": "Unsupported get request"}, None),
+    ],
+)
+def test_graph_errors_are_split_by_code_not_by_status(status, error, kind):
+    import httpx
+
+    from agency.integrations.errors import ProviderAuthFailed, ProviderUnavailable
+    from agency.integrations.instagram import graph_classify, graph_error_reader
+
+    response = httpx.Response(status, json={"error": {**error, "type": "OAuthException", "fbtrace_id": "A1"}},
+                              headers={"Retry-After": "3"})
+    found = graph_classify(response)
+    if kind is None:
+        assert found is None  # the generic mapping applies: a 400 is a ProviderRejected
+    else:
+        assert isinstance(found, ProviderAuthFailed if kind == "auth" else ProviderUnavailable)
+        if kind == "unavailable":
+            assert found.retry_after_s == 3.0
+    code, _ = graph_error_reader(response)
+    assert code == (f"{error['code']}.{error['error_subcode']}" if "error_subcode" in error else str(error["code"]))
+
+
+def test_wordpress_slugs_are_readable_and_unique_per_key():
+    from agency.integrations.cms import html_paragraphs, slug_for
+
+    slug = slug_for("Spring Sale: 20% off — this week!", "c1:item-1:v1")
+    assert slug.startswith("spring-sale-20-off-this-week-") and len(slug.rsplit("-", 1)[1]) == 12
+    assert slug == slug_for("Spring Sale: 20% off — this week!", "c1:item-1:v1")
+    assert slug != slug_for("Spring Sale: 20% off — this week!", "c1:item-1:v2")
+    assert slug_for("!!!", "k").startswith("post-")
+    assert len(slug_for("word " * 100, "k")) <= 60 + 13
+    assert html_paragraphs("a <b>\n\nc & d\ne") == "<p>a &lt;b&gt;</p>\n\n<p>c &amp; d<br />e</p>"

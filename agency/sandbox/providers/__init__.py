@@ -1,7 +1,7 @@
 """Provider faces of the sandbox: the request and response shapes of the real APIs the adapters
 in :mod:`agency.integrations` call, served under one prefix each (``/hubspot/crm/v3/...``,
 ``/ga4/v1beta/...``, ``/google-ads/v17/...``, ``/linkedin/rest/...``, ``/x/2/...``,
-``/resend/...``).
+``/resend/...``, ``/wordpress/wp-json/wp/v2/...``, ``/instagram/v21.0/...``).
 
 Shared by every face (see :mod:`agency.sandbox.providers.faults`):
 
@@ -46,6 +46,6 @@ class ProviderFace:
 
 
 def all_faces() -> list[ProviderFace]:
-    from agency.sandbox.providers import ga4, google_ads, hubspot, linkedin, resend, x
+    from agency.sandbox.providers import ga4, google_ads, hubspot, instagram, linkedin, resend, wordpress, x
 
-    return [hubspot.FACE, ga4.FACE, google_ads.FACE, linkedin.FACE, x.FACE, resend.FACE]
+    return [hubspot.FACE, ga4.FACE, google_ads.FACE, linkedin.FACE, x.FACE, resend.FACE, wordpress.FACE, instagram.FACE]

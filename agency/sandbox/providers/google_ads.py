@@ -1,8 +1,9 @@
 """Sandbox face: Google Ads API REST v17 (GAQL search, campaign budgets, campaign status).
 
-A view over the sandbox channel's own world, not a second one: every post that has a paid budget
-is a campaign ``customers/{cid}/campaigns/{post id}`` with the budget
-``customers/{cid}/campaignBudgets/{post id}``. Metrics come from the post's audience model at the
+A view over the sandbox channel's own world, not a second one: every post is a campaign
+``customers/{cid}/campaigns/{post id}`` with the budget ``customers/{cid}/campaignBudgets/{post id}``
+(a total of 0 until it is promoted: providers publish organically and the campaign's budget is
+then set here). Metrics come from the post's audience model at the
 current simulated time, so they equal ``GET /v1/posts/{id}/metrics`` read at the same instant;
 budget changes go through the channel store's budget change, so pacing and spend stay the ones
 the channel reports. Every customer id sees every campaign (the sandbox has one advertiser).
@@ -34,11 +35,9 @@ import hashlib
 import hmac
 import json
 import re
-import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +46,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from agency.sandbox import sqlite
 from agency.sandbox.audience import SimulatedMetrics, audience_model
 from agency.sandbox.providers import ProviderFace, SandboxContext
 from agency.sandbox.providers.common import bearer_token, google_status, token_accepted
@@ -92,10 +92,6 @@ def posts_as_of(store: SandboxStore, as_of: float | None = None) -> tuple[list[P
     """
     now = time.time() if as_of is None else as_of
     return store.list_posts(), now
-
-
-def has_budget(post: Post) -> bool:
-    return post.published_budget_cents > 0 or bool(post.budget_changes)
 
 
 # ---- errors ----------------------------------------------------------------------------
@@ -394,14 +390,8 @@ class CampaignStates:
         with self._connect() as conn:
             conn.executescript(_STATE_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self._db_path, timeout=30.0, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self):
+        return sqlite.connect(self._db_path)
 
     def all(self) -> dict[str, CampaignState]:
         with self._connect() as conn:
@@ -465,8 +455,6 @@ def create_router(ctx: SandboxContext) -> APIRouter:
         paused = states.all()
         out = []
         for post in posts:
-            if not has_budget(post):
-                continue
             state = paused.get(post.id, CampaignState("ENABLED", None))
             total = state.resume_budget_cents if state.status == "PAUSED" and state.resume_budget_cents is not None \
                 else post.budget_cents
@@ -503,7 +491,7 @@ def create_router(ctx: SandboxContext) -> APIRouter:
             raise AdsError(400, {"fieldError": "INVALID_VALUE"} if isinstance(resource_name, str)
                            else {"fieldError": "REQUIRED"}, f"resourceName must look like {prefix}<id>.")
         post = store.get_post(resource_name[len(prefix):])
-        if post is None or not has_budget(post):
+        if post is None:
             raise AdsError(400, {"mutateError": "RESOURCE_NOT_FOUND"}, f"Resource {resource_name} was not found.")
         return post
 
@@ -542,18 +530,12 @@ def create_router(ctx: SandboxContext) -> APIRouter:
         return outcome.kind
 
     def freeze(post: Post) -> None:
-        """Set the budget to the spend so far, read by the store at its own instant."""
-        budget = spent_now(post)
-        for _ in range(20):
-            fingerprint = hashlib.sha256(json.dumps(["budget_update", post.id, budget]).encode()).hexdigest()
-            outcome = store.update_budget(
-                post.id, f"google-ads:{uuid.uuid4().hex}", fingerprint, budget,
-                time_scale=ctx.time_scale, spend_at=spend_at,
-            )
-            if outcome.kind != "below_spend":
-                return
-            budget = outcome.spent_cents  # spend moved on between our read and the store's
-        raise AdsError(500, {"internalError": "INTERNAL_ERROR"}, "could not pause a campaign that keeps spending")
+        """Set the budget to the spend so far, read by the store inside its write transaction."""
+        key = f"google-ads:{uuid.uuid4().hex}"
+        fingerprint = hashlib.sha256(json.dumps(["budget_update", post.id, "pause"]).encode()).hexdigest()
+        store.update_budget(
+            post.id, key, fingerprint, 0, time_scale=ctx.time_scale, spend_at=spend_at, raise_to_spend=True
+        )
 
     def spent_now(post: Post) -> int:
         return spend_at(post, post.elapsed_simulated_s(time.time(), ctx.time_scale))

@@ -1,4 +1,4 @@
-"""kill -9 of the worker mid-campaign, then a restart: the campaign completes and the channel
+"""kill -9 of the worker mid-campaign, then a restart: the campaign completes and the providers
 received each approved item exactly once."""
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ async def test_worker_killed_mid_campaign_recovers_and_publishes_exactly_once(ma
             pending = [c["item_id"] for c in content if c["approval_state"] == "pending"]
             assert pending, content
 
-            # The channel's next response is lost after it stored the post: the adapter must retry
-            # with the same idempotency key and get the stored post back, not a second one.
+            # The email provider's next answer is lost after it accepted the email: the adapter must
+            # retry with the same idempotency key and get the stored email back, not a second one.
             with sandbox_client(sandbox) as channel:
-                assert channel.put("/v1/sandbox/faults", json={"count": 1, "status_code": 503, "after_commit": True}).is_success
+                lost = {"rules": [{"count": 1, "status_code": 503, "after_commit": True, "methods": ["POST"],
+                                   "path_contains": "/emails"}]}
+                assert channel.put("/_sandbox/faults/resend", json=lost).is_success
 
             for item_id in pending:
                 response = await api.post(
@@ -84,7 +86,7 @@ async def test_worker_killed_mid_campaign_recovers_and_publishes_exactly_once(ma
         created = Counter(d["item_id"] for d in deliveries if d["outcome"] == "created")
         assert created == Counter(pending)
         # The lost response was retried with the same key and replayed, not re-created.
-        assert any(d["outcome"] == "replayed" for d in deliveries)
+        assert any(d["outcome"] == "replayed" and d["channel"] == "email" for d in deliveries), deliveries
     finally:
         if worker.poll() is None:
             worker.terminate()

@@ -4,4 +4,14 @@ Importing the package registers every table on ``Base.metadata`` (Alembic and th
 test compare against all of them).
 """
 
-from agency.db import models, models_ad_sync, models_competitive, models_contacts, models_identity, models_imports, models_integrations, models_ratelimit, models_sync  # noqa: F401
+from agency.db import (  # noqa: F401
+    models,
+    models_ad_sync,
+    models_competitive,
+    models_contacts,
+    models_identity,
+    models_imports,
+    models_integrations,
+    models_ratelimit,
+    models_sync,
+)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import html as html_lib
-import ipaddress
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from agency.integrations.errors import ProviderError, ProviderRejected, Provider
 from agency.integrations.http import CredentialSource, ProviderAdapter, ProviderHttp, json_object
 from agency.integrations.reliability import RetryPolicy
 from agency.integrations.social import SANDBOX_CAMPAIGN_HEADER, SANDBOX_ITEM_HEADER
+from agency.net import is_loopback
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -79,15 +79,6 @@ def message_id_for(idempotency_key: str, sender: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class SmtpEmailSender:
     """Sends through an SMTP relay; STARTTLS and AUTH when configured. One connection per email."""
 
@@ -103,7 +94,7 @@ class SmtpEmailSender:
         timeout_s: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        if username and not (starttls or use_tls) and not _is_loopback(host):
+        if username and not (starttls or use_tls) and not is_loopback(host):
             # AUTH PLAIN/LOGIN over cleartext would hand the password to anyone on the path.
             raise ValueError("SMTP AUTH to a non-loopback host needs STARTTLS or implicit TLS")
         self._host, self._port = host, port

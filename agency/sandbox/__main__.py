@@ -7,23 +7,14 @@ without it the public local default is used, and then only a loopback host is al
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from pathlib import Path
 
 import uvicorn
 
+from agency.net import is_loopback
 from agency.sandbox.app import create_sandbox_app, resolve_tokens
 from agency.settings import Settings
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

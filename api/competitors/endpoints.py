@@ -5,32 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from agency.security.rbac import Permission, Principal
-from agency.settings import Settings
+from agency.security.rbac import Permission
 from api import deps
-from api.auth.principal import requires
 from api.competitors.schemas import CompetitorsIn, CompetitorsOut, PollAccepted, TopicsOut
 from api.competitors.service import CompetitorService
 from api.errors import AUTHENTICATED_ERRORS, error_responses
-from api.temporal_gateway import TemporalGateway
 
 router = APIRouter(prefix="/v1/competitors", tags=["competitors"], responses=AUTHENTICATED_ERRORS)
 
 
-def service_for(permission: Permission):
-    """A CompetitorService acting for a caller that holds ``permission``."""
-
-    def service(
-        session: Annotated[AsyncSession, Depends(deps.db_session)],
-        temporal: Annotated[TemporalGateway, Depends(deps.temporal)],
-        settings: Annotated[Settings, Depends(deps.settings)],
-        principal: Principal = requires(permission),
-    ) -> CompetitorService:
-        return CompetitorService(session, temporal, settings, principal)
-
-    return service
+service_for = deps.workflow_service(CompetitorService)
 
 
 @router.put("", name="competitors.register", response_model=CompetitorsOut, responses=error_responses(404, 503))

@@ -6,16 +6,12 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from agency.security.rbac import Permission, Principal
-from agency.settings import Settings
+from agency.security.rbac import Permission
 from api import deps
-from api.auth.principal import requires
 from api.contacts.schemas import ContactPage, ImportAccepted, ImportOut, QuarantinePage
 from api.contacts.service import MAX_UPLOAD_BYTES, ContactService, read_upload
 from api.errors import AUTHENTICATED_ERRORS, ErrorBody, error_responses
-from api.temporal_gateway import TemporalGateway
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"], responses=AUTHENTICATED_ERRORS)
 
@@ -23,18 +19,7 @@ Region = Annotated[str | None, Query(min_length=2, max_length=3, pattern=r"^[A-Z
                                      description="default region for national phone numbers (ISO 3166 alpha-2)")]
 
 
-def service_for(permission: Permission):
-    """A ContactService acting for a caller that holds ``permission``."""
-
-    def service(
-        session: Annotated[AsyncSession, Depends(deps.db_session)],
-        temporal: Annotated[TemporalGateway, Depends(deps.temporal)],
-        settings: Annotated[Settings, Depends(deps.settings)],
-        principal: Principal = requires(permission),
-    ) -> ContactService:
-        return ContactService(session, temporal, settings, principal)
-
-    return service
+service_for = deps.workflow_service(ContactService)
 
 
 _CSV_BODY = {

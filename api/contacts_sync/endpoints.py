@@ -7,12 +7,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from agency.security.rbac import Permission, Principal
+from agency.security.rbac import Permission
 from agency.settings import Settings
 from api import deps
-from api.auth.principal import requires
 from api.contacts_sync.schemas import (
     ConflictsOut,
     ResolutionAccepted,
@@ -28,18 +26,7 @@ from api.temporal_gateway import TemporalGateway
 router = APIRouter(tags=["crm sync"])
 
 
-def service_for(permission: Permission):
-    """A CrmSyncService acting for a caller that holds ``permission``."""
-
-    def service(
-        session: Annotated[AsyncSession, Depends(deps.db_session)],
-        temporal: Annotated[TemporalGateway, Depends(deps.temporal)],
-        settings: Annotated[Settings, Depends(deps.settings)],
-        principal: Principal = requires(permission),
-    ) -> CrmSyncService:
-        return CrmSyncService(session, temporal, settings, principal)
-
-    return service
+service_for = deps.workflow_service(CrmSyncService)
 
 
 @router.post("/v1/sync/crm", name="sync.crm.start", status_code=status.HTTP_202_ACCEPTED, response_model=SyncStarted,

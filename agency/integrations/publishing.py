@@ -24,7 +24,7 @@ campaign's later budget rounds go too. The amount is absolute, so a retry sets i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from agency.channels import ChannelClient, ChannelRejected, ChannelUnavailable
@@ -167,9 +167,10 @@ def build_publishing_router(
     wordpress_url: str | None = None,
     credentials: dict[str, CredentialSource] | None = None,
     fallback: ChannelClient | None = None,
+    connected: Collection[str] | None = None,
 ) -> PublishingRouter:
     """The router with every adapter at ``settings.provider_url`` (WordPress at ``wordpress_url``,
-    the tenant's site, when given).
+    the tenant's site, when given); only the ``connected`` providers' when that is given.
 
     ``credentials`` per provider (``wordpress``, ``x``, ``linkedin``, ``instagram``, ``resend``); in
     sandbox mode a missing one is the channel token, which the sandbox's faces accept by default.
@@ -185,18 +186,24 @@ def build_publishing_router(
         return bearer(settings.channel_token.get_secret_value())
 
     timeout = settings.integration_timeout_s
+
+    def wanted(provider: str) -> bool:
+        return connected is None or provider in connected
+
     return PublishingRouter(
         ads=ads,
         wordpress=WordPressPublisher(wordpress_url or settings.provider_url("wordpress"), credential("wordpress"),
-                                     timeout_s=timeout, correlate=sandbox),
-        x=XPublisher(settings.provider_url("x"), credential("x"), timeout_s=timeout, correlate=sandbox),
+                                     timeout_s=timeout, correlate=sandbox) if wanted("wordpress") else None,
+        x=XPublisher(settings.provider_url("x"), credential("x"), timeout_s=timeout, correlate=sandbox)
+        if wanted("x") else None,
         linkedin=LinkedInPublisher(settings.provider_url("linkedin"), credential("linkedin"),
-                                   author=linkedin_author, timeout_s=timeout, correlate=sandbox),
+                                   author=linkedin_author, timeout_s=timeout, correlate=sandbox)
+        if wanted("linkedin") else None,
         instagram=InstagramPublisher(settings.provider_url("instagram"), credential("instagram"),
                                      ig_user_id=instagram_user_id, image_url=instagram_image_url,
-                                     timeout_s=timeout, correlate=sandbox),
+                                     timeout_s=timeout, correlate=sandbox) if wanted("instagram") else None,
         email=ResendEmailSender(settings.provider_url("resend"), credential("resend"), timeout_s=timeout,
-                                correlate=sandbox),
+                                correlate=sandbox) if wanted("resend") else None,
         email_from=email_from,
         email_to=email_to,
         fallback=fallback,

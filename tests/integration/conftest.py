@@ -296,6 +296,18 @@ def make_settings(migrated_database_url, temporal_env, triton, sandbox, tmp_path
 
 
 @pytest_asyncio.fixture(loop_scope="session")
+async def sessions(migrated_database_url: str):
+    """A session factory of the test's own, for tests that read or write the database directly."""
+    from agency.db.session import create_engine, session_factory
+
+    engine = create_engine(migrated_database_url, pool_size=4, max_overflow=2)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def inference(triton: TritonServer) -> AsyncIterator[TritonInference]:
     client = TritonInference(triton.grpc_url)
     try:

@@ -28,7 +28,6 @@ from agency.contracts import (
 )
 from agency.db.models import AuditEvent, Tenant
 from agency.db.models_ad_sync import AdPlatformItemState
-from agency.db.session import create_engine, session_factory
 from agency.integrations.accounts import SANDBOX_ACCOUNTS, TenantProviders
 from agency.integrations.ads import CampaignMetrics, GoogleAdsClient
 from agency.integrations.http import bearer
@@ -55,14 +54,6 @@ def settings(migrated_database_url: str, sandbox: Sandbox, tmp_path) -> Settings
         temporal_address=dead, triton_url=dead, channel_base_url=sandbox.url, channel_token=SANDBOX_TOKEN,
     )
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def sessions(migrated_database_url: str):
-    engine = create_engine(migrated_database_url, pool_size=4, max_overflow=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

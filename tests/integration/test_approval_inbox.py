@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 
 from agency.db.models import AuditEvent, Campaign, ContentReview, ContentVersion
 from agency.db.repository import CampaignRepository
-from agency.db.session import create_engine, session_factory
 from api_flow import in_phase, start_campaign, wait_for
 from conftest import api_client, free_port, running_workers, stack_settings
 
@@ -20,14 +19,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 FINDING = {"rule": "length.near_max", "severity": "warn", "message": "close to the limit", "excerpt": ""}
 
-
-@pytest.fixture
-async def sessions(migrated_database_url):
-    engine = create_engine(migrated_database_url, pool_size=2, max_overflow=0)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from activities.brand import BrandActivities
 from agency.db.models import AuditEvent, BrandProfileRecord, Campaign
 from agency.db.repository import CampaignRepository
-from agency.db.session import create_engine, session_factory
 from conftest import api_client, free_port, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -34,14 +33,6 @@ def settings(migrated_database_url, temporal_env, tmp_path, request):
         data_dir=tmp_path / "data", queue_suffix=request.node.name,
     )
 
-
-@pytest.fixture
-async def sessions(migrated_database_url):
-    engine = create_engine(migrated_database_url, pool_size=2, max_overflow=0)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def tenant_slug(prefix: str) -> str:

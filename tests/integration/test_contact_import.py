@@ -28,7 +28,6 @@ from agency.db.models import Tenant
 from agency.db.models_contacts import Contact
 from agency.db.models_imports import ContactImport, ContactImportRow, ImportQuarantine
 from agency.db.repository import CampaignRepository
-from agency.db.session import create_engine, session_factory
 from api.contacts.service import MAX_UPLOAD_BYTES
 from conftest import api_client, free_port, stack_settings
 from workflows.contact_import import ContactImportWorkflow
@@ -48,14 +47,6 @@ def settings(migrated_database_url, temporal_env, tmp_path, request):
         data_dir=tmp_path / "data", queue_suffix=request.node.name,
     )
 
-
-@pytest.fixture
-async def sessions(migrated_database_url):
-    engine = create_engine(migrated_database_url, pool_size=4, max_overflow=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @asynccontextmanager

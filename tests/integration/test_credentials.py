@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from agency.db.models import AuditEvent, Tenant
 from agency.db.models_integrations import IntegrationCredential
-from agency.db.session import create_engine, session_factory
 from agency.integrations.analytics import Ga4Analytics
 from agency.integrations.credentials import (
     CredentialCipher,
@@ -50,14 +49,6 @@ def settings(migrated_database_url: str, sandbox: Sandbox, tmp_path) -> Settings
         rate_limit_login_per_minute=60_000, rate_limit_login_burst=1_000,
     )
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def sessions(migrated_database_url: str):
-    engine = create_engine(migrated_database_url, pool_size=4, max_overflow=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -12,11 +12,9 @@ import uuid
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from agency.contracts import PublishRequest
 from agency.db.models import Tenant
-from agency.db.session import create_engine, session_factory
 from agency.integrations import accounts
 from agency.integrations.accounts import TenantProviders
 from agency.integrations.credentials import CredentialCipher, store_credential
@@ -38,14 +36,6 @@ def live_settings(migrated_database_url: str, sandbox: Sandbox, tmp_path) -> Set
         integrations_target="live", provider_base_urls={face: f"{sandbox.url}/{face}" for face in FACES},
     )
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def sessions(migrated_database_url: str):
-    engine = create_engine(migrated_database_url, pool_size=4, max_overflow=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def new_tenant(sessions) -> tuple[str, uuid.UUID]:

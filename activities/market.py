@@ -32,7 +32,9 @@ from agency.contracts import (
 from agency.db.decisions import DecisionRepository, market_fit_id
 from agency.db.models import MarketFitRecord
 from agency.db.repository import CampaignRepository
-from agency.mmm.allocation import AllocationRequest, ChannelConstraint, InsufficientEvidence, recommend
+from agency.mmm.allocation import (
+    AllocationRequest, ChannelConstraint, GateTolerances, InsufficientEvidence, recommend,
+)
 from agency.mmm.fit import MarketFit, fit_market
 from agency.mmm.simulator import MarketData
 from agency.serialization import from_json, to_json
@@ -125,9 +127,16 @@ def channel_insights(fit: MarketFit, data: MarketData, shares: dict[str, float])
 
 
 class MarketActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        seed: int = 0,
+        min_history_weeks: int = GateTolerances.min_history_weeks,
+    ) -> None:
         self._sessions = sessions
         self._seed = seed
+        self._tolerances = GateTolerances(min_history_weeks=min_history_weeks)
 
     @activity.defn(name=ActivityName.FIT_MARKET_MODEL)
     async def fit_market_model(self, req: MarketRequest) -> MarketAssessment:
@@ -185,7 +194,7 @@ class MarketActivities:
     def _recommend(self, data: MarketData, areq: AllocationRequest):
         # Fitted here (not inside recommend) so the fit itself can be stored for reallocation.
         fit = fit_market(data, seed=self._seed)
-        return recommend(data, areq, seed=self._seed, fit=fit), fit
+        return recommend(data, areq, seed=self._seed, fit=fit, tolerances=self._tolerances), fit
 
     def _assess(self, fit_id, req, data, fit, result) -> tuple[MarketAssessment, dict]:
         gate_report = result.gate

@@ -368,13 +368,14 @@ def cmd_market_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_market_recommend(settings: Settings, args: argparse.Namespace) -> int:
     """Fit a market CSV (as `market simulate` writes) and recommend a split of a future budget."""
-    from agency.mmm.allocation import AllocationRequest, InsufficientEvidence, recommend
+    from agency.mmm.allocation import AllocationRequest, GateTolerances, InsufficientEvidence, recommend
     from agency.mmm.history import from_csv
 
     data = from_csv(Path(args.csv).read_text(encoding="utf-8"))
     try:
         result = recommend(
-            data, AllocationRequest(total_budget=args.budget, horizon_weeks=args.weeks, ramp_limit=args.ramp_limit)
+            data, AllocationRequest(total_budget=args.budget, horizon_weeks=args.weeks, ramp_limit=args.ramp_limit),
+            tolerances=GateTolerances(min_history_weeks=settings.market_min_history_weeks),
         )
     except ValueError as exc:
         _eprint(f"agency: {exc}")
@@ -493,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--channels", type=int, default=None, help="default: 3-6, drawn from the seed")
     simulate.add_argument("--names", default="", help="comma-separated channel names (sets the count)")
-    simulate.add_argument("--weeks", type=int, default=104)
+    simulate.add_argument("--weeks", type=int, default=156, help="weeks of history (the agent advises from 156)")
     simulate.add_argument("--spend-variation", type=float, default=0.4, help="coefficient of variation of weekly spend")
     simulate.add_argument("--weekly-spend", type=float, default=None, help="rescale to this total weekly spend ($)")
     simulate.add_argument("--out", default="", help="CSV file (default: stdout)")

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     reallocation_min_change: float = 0.02
     reallocation_decision_timeout_s: float = 3600
     experiment_mode: str = "ab"
+    # Weeks of tenant history the Budget Allocation Agent needs before it advises (see
+    # agency.mmm.allocation.GateTolerances: 2 years left ~1 advised plan in 10 over 5% regret).
+    market_min_history_weeks: int = Field(default=156, ge=26, le=520)
     # Tenant ROI reports: a Temporal Schedule runs ScheduledReportsWorkflow this often (0: off).
     report_schedule_interval_s: float = 7 * 24 * 3600
 

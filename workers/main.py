@@ -69,7 +69,7 @@ async def build_workers(client: Client, settings: Settings, kinds: list[str], st
             *PlanningActivities(sessions, max_posts_per_channel=settings.max_posts_per_channel).all(),
             *ReportActivities(sessions, settings.reports_dir, roi_reports=roi_reports).all(),
             *roi_reports.all(),
-            *MarketActivities(sessions).all(),
+            *MarketActivities(sessions, min_history_weeks=settings.market_min_history_weeks).all(),
             *ExperimentActivities(sessions).all(),
             *RolloutAuditActivities(sessions).all(),
             *BrandActivities(sessions).all(),

@@ -1,6 +1,6 @@
 """Simulated tenant history in the shapes the product stores and the API accepts.
 
-Used by the demo (a tenant with two years of weekly history), the CLI and tests.
+Used by the demo (a tenant with three years of weekly history), the CLI and tests.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def scaled_market(spec: MarketSpec, weekly_spend_total: float) -> MarketSpec:
 
 
 def tenant_market(
-    channels: list[str], *, weekly_spend_total: float, seed: int = 7, weeks: int = 104, spend_variation: float = 0.4
+    channels: list[str], *, weekly_spend_total: float, seed: int = 7, weeks: int = 156, spend_variation: float = 0.4
 ) -> MarketSpec:
     return scaled_market(
         random_market(seed, weeks=weeks, spend_variation=spend_variation, channel_names=channels), weekly_spend_total

@@ -49,7 +49,7 @@ async def test_history_drives_allocation_steering_and_report(make_settings, temp
     async with running_workers(temporal_env.client, settings), api_client(settings, tenant=tenant) as api:
         stored = await api.put("/v1/market/weeks", json={"weeks": history_rows(CAMPAIGN["channels"], 4000.0)})
         assert stored.status_code == 200, stored.text
-        assert stored.json() == {"stored": 104, "total_weeks": 104}
+        assert stored.json() == {"stored": 156, "total_weeks": 156}
 
         campaign_id = await start_campaign(api, **CAMPAIGN)
         await wait_for(api, campaign_id, in_phase("awaiting_approval"))
@@ -60,7 +60,7 @@ async def test_history_drives_allocation_steering_and_report(make_settings, temp
         low, high = allocation["budget"]["interval"]
         assert low <= allocation["budget"]["expected_conversions"] <= high
         plan = (await api.get(f"/v1/campaigns/{campaign_id}")).json()["plan"]
-        assert any("Market model fitted on 104 weeks" in line for line in plan["rationale"]), plan["rationale"]
+        assert any("Market model fitted on 156 weeks" in line for line in plan["rationale"]), plan["rationale"]
 
         for item in (await api.get(f"/v1/campaigns/{campaign_id}/content")).json():
             if item["approval_state"] == "pending":

@@ -26,10 +26,12 @@ pytestmark = pytest.mark.integration
 CHANNELS = ["social", "email"]
 
 
-async def seed_tenant(sessions, *, spend_variation: float, seed: int = 11) -> tuple[str, str]:
+async def seed_tenant(sessions, *, spend_variation: float, seed: int = 11, weeks: int = 156) -> tuple[str, str]:
     tenant = f"fit-{uuid.uuid4().hex[:8]}"
     campaign_id = f"cmp_{uuid.uuid4().hex[:12]}"
-    data = simulate(tenant_market(CHANNELS, weekly_spend_total=4000.0, seed=seed, spend_variation=spend_variation))
+    data = simulate(
+        tenant_market(CHANNELS, weekly_spend_total=4000.0, seed=seed, spend_variation=spend_variation, weeks=weeks)
+    )
     brief = {
         "tenant": tenant, "product": "Trail boots", "audience": "hikers", "goals": ["drive sales"],
         "channels": CHANNELS, "total_budget_cents": 400_000, "start_date": "2026-12-07", "end_date": "2026-12-13",
@@ -62,7 +64,7 @@ async def test_sufficient_history_gives_a_fitted_allocation(db_engine):
     tenant, campaign_id = await seed_tenant(sessions, spend_variation=0.4)
     assessment = await MarketActivities(sessions).fit_market_model(market_request(tenant, campaign_id))
     assert assessment.evidence == "sufficient", assessment.reason
-    assert assessment.weeks == 104
+    assert assessment.weeks == 156
     assert {i.channel for i in assessment.channels} == set(CHANNELS)
     assert abs(sum(i.recommended_share for i in assessment.channels) - 1) < 1e-6
     assert assessment.interval[0] <= assessment.expected_conversions <= assessment.interval[1]
@@ -105,6 +107,20 @@ async def test_flat_spend_history_is_refused_with_a_reason(db_engine):
     )
     assert budget.evidence == "prior"
     assert budget.notes[0].startswith("Market model: insufficient evidence")
+
+
+async def test_two_years_are_refused_unless_the_operator_lowers_the_minimum(db_engine):
+    sessions = async_sessionmaker(db_engine, expire_on_commit=False)
+    tenant, campaign_id = await seed_tenant(sessions, spend_variation=0.4, weeks=104)
+    assessment = await MarketActivities(sessions).fit_market_model(market_request(tenant, campaign_id))
+    assert assessment.evidence == "insufficient"
+    assert "only 104 weeks of history; budget advice needs 156" in assessment.reason
+    # AGENCY_MARKET_MIN_HISTORY_WEEKS=104 on the workers: the same history is advised on.
+    tenant, campaign_id = await seed_tenant(sessions, spend_variation=0.4, weeks=104)
+    lowered = MarketActivities(sessions, min_history_weeks=104)
+    assessment = await lowered.fit_market_model(market_request(tenant, campaign_id))
+    assert assessment.evidence == "sufficient", assessment.reason
+    assert assessment.weeks == 104
 
 
 async def test_no_history_is_said_not_guessed(db_engine):

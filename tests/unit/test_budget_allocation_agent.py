@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agency.mmm.allocation import (
-    AllocationRequest, ChannelConstraint, InsufficientEvidence, Recommendation, decision_losses, horizon_value,
-    optimal_weekly_spend, optimize, recommend, recovery_gate,
+    AllocationRequest, ChannelConstraint, GateTolerances, InsufficientEvidence, Recommendation, decision_losses,
+    horizon_value, optimal_weekly_spend, optimize, recommend, recovery_gate,
 )
 from agency.mmm.fit import fit_market
 from agency.mmm.simulator import MediaModel, random_market, simulate, truth_model
@@ -104,8 +104,12 @@ def _request(data, horizon=13):
     return AllocationRequest(total_budget=horizon * float(data.spend[-8:].sum(axis=1).mean()), horizon_weeks=horizon)
 
 
+# Three years: the history the gate asks for, so a verdict below is not just "too few weeks".
+WEEKS = GateTolerances.min_history_weeks
+
+
 def test_gate_refuses_market_with_too_little_spend_variation():
-    data = simulate(random_market(0, spend_variation=0.025))
+    data = simulate(random_market(0, spend_variation=0.025, weeks=WEEKS))
     result = recommend(data, _request(data), seed=0, bootstrap=2, replicas=2)
     assert isinstance(result, InsufficientEvidence) and not result.gate.passed
     assert result.reason.startswith("insufficient evidence")
@@ -116,7 +120,7 @@ def test_gate_refuses_market_with_too_little_spend_variation():
 
 
 def test_gate_passes_normal_market_and_advice_beats_status_quo():
-    spec = random_market(5)
+    spec = random_market(5, weeks=WEEKS)
     data = simulate(spec)
     req = _request(data)
     result = recommend(data, req, seed=0, bootstrap=4, replicas=2)
@@ -132,6 +136,20 @@ def test_gate_passes_normal_market_and_advice_beats_status_quo():
     status_quo = horizon_value(truth, mix / mix.sum() * weekly.sum(), req.horizon_weeks)
     assert horizon_value(truth, weekly, req.horizon_weeks) > status_quo
     assert (best - horizon_value(truth, weekly, req.horizon_weeks)) / best < 0.05
+
+
+def test_gate_refuses_two_years_of_history_unless_the_operator_accepts_them():
+    data = simulate(random_market(5, weeks=104))
+    req = _request(data)
+    refused = recommend(data, req, seed=0, bootstrap=4, replicas=2)
+    assert isinstance(refused, InsufficientEvidence)
+    # The history is the only objection: the same market with three years passes (test above).
+    assert refused.details == [
+        "only 104 weeks of history; budget advice needs 156 (with less, noise alone can make a wrong split look certain)"
+    ]
+    assert refused.gate.metrics["history_weeks"] == 104
+    accepted = recommend(data, req, seed=0, bootstrap=4, replicas=2, tolerances=GateTolerances(min_history_weeks=104))
+    assert isinstance(accepted, Recommendation) and accepted.gate.passed
 
 
 def test_gate_metrics_name_every_channel():

@@ -32,7 +32,7 @@ DEMO_ENV = {
     "AGENCY_GENERATION_MAX_TOKENS": "120",
     "AGENCY_REALLOCATION_DECISION_TIMEOUT_S": "120",
 }
-# The demo tenant's two years of weekly history (simulated with known truth): the market model
+# The demo tenant's three years of weekly history (simulated with known truth): the market model
 # is fitted on it, so the budget split comes from the tenant's own data.
 DEMO_HISTORY_SEED = 7
 DEMO_HISTORY_WEEKLY_SPEND = 3_000.0

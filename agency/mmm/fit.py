@@ -3,7 +3,7 @@
 All channels are fitted jointly (the outcome is their sum) by bounded nonlinear least squares with
 an analytic Jacobian, in normalized units (spend / mean spend per channel, outcome / mean outcome).
 The baseline (intercept, linear trend, two annual Fourier harmonics) is fitted alongside. Hill K and
-S are weakly identified from 2 years of data, so each gets a weak prior (a penalty row worth about
+S are weakly identified from 2-3 years of data, so each gets a weak prior (a penalty row worth about
 one noise standard deviation per unit of log K or S away from its centre): it decides only when the
 data do not. Uncertainty comes from a moving-block residual bootstrap; each replica reruns the whole
 multi-start estimator (not warm-started from the point fit, which would keep it in the same basin).

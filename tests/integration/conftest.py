@@ -241,6 +241,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float =
     raise AssertionError(f"API not healthy in {timeout_s}s:\n{log.read_text()[-3000:]}")
 
 
+def fresh_tenant(prefix: str = "t") -> str:
+    """A tenant of its own for one test: content checks compare drafts with the tenant's earlier
+    content, so campaigns of other tests on a shared tenant can block a draft as a near-duplicate."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 @asynccontextmanager
 async def api_client(
     settings: Settings, *, tenant: str = "acme-outdoor", role: str | None = "owner"

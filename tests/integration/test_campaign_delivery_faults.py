@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from api_flow import finished, in_phase, start_campaign, wait_for
-from conftest import SANDBOX_TOKEN, api_client, sandbox_client, settings_env
+from conftest import fresh_tenant, SANDBOX_TOKEN, api_client, sandbox_client, settings_env
 from test_worker_crash import kill_hard, spawn_worker
 
 pytestmark = pytest.mark.integration
@@ -54,13 +54,13 @@ async def test_every_approved_item_is_delivered_exactly_once_through_faults_and_
     try:
         with provider_admin(sandbox) as admin:
             before = {face: face_counts(admin, face) for face in FACE_FAULTS}
-        async with api_client(settings) as api:
+        async with api_client(settings, tenant=fresh_tenant()) as api:
             campaign_id = await start_campaign(api)
             await wait_for(api, campaign_id, in_phase("awaiting_approval"), timeout_s=300)
             content = (await api.get(f"/v1/campaigns/{campaign_id}/content")).json()
             pending = {c["item_id"]: c["format"] for c in content if c["approval_state"] == "pending"}
             # One item per provider: WordPress, X, LinkedIn, Instagram and Resend.
-            assert {"blog_post", "x_post", "linkedin_post", "instagram_caption", "email"} <= set(pending.values()), pending
+            assert {"blog_post", "x_post", "linkedin_post", "instagram_caption", "email"} <= set(pending.values()), content
 
             with provider_admin(sandbox) as admin:
                 for face, rules in FACE_FAULTS.items():

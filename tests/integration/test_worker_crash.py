@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from api_flow import finished, in_phase, start_campaign, wait_for
-from conftest import api_client, sandbox_client, settings_env
+from conftest import fresh_tenant, api_client, sandbox_client, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def test_worker_killed_mid_campaign_recovers_and_publishes_exactly_once(ma
     log = tmp_path / "worker.log"
     worker = spawn_worker(env, log)
     try:
-        async with api_client(settings) as api:
+        async with api_client(settings, tenant=fresh_tenant()) as api:
             campaign_id = await start_campaign(api)
 
             # First crash: while content is being generated.

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agency.mmm import fit as F  # noqa: E402
 from agency.mmm.allocation import (  # noqa: E402
-    AllocationRequest, MediaEnsemble, horizon_value, optimal_weekly_spend,
+    AllocationRequest, MediaEnsemble, horizon_value, optimal_weekly_spend, plan_losses,
 )
 from agency.mmm.simulator import MediaModel, adstock, random_market, simulate, truth_model  # noqa: E402
 
@@ -50,6 +50,8 @@ def log_posterior(phi, spend, y, base, noise):
     chains, k, _ = phi.shape
     n = spend.shape[0]
     decay = phi[:, :, 0]
+    # The simulator's adstock recurrence, run for every chain and channel at once (lfilter takes
+    # one decay per call).
     ads = np.empty((chains, n, k))
     prev = np.broadcast_to(spend[0], (chains, k))
     for t in range(n):
@@ -122,14 +124,6 @@ def posterior_models(data, fit, *, chains=24, steps=800, draws=60, seed=0) -> tu
     return models, accepted / steps
 
 
-def losses(models, req, plan, last_spend) -> np.ndarray:
-    out = []
-    for m in models:
-        best = horizon_value(m, optimal_weekly_spend(m, req, last_spend=last_spend), req.horizon_weeks)
-        out.append(max((best - horizon_value(m, plan, req.horizon_weeks)) / best, 0.0))
-    return np.array(out)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[14, 18, 25, 35, 2, 7])
@@ -149,7 +143,7 @@ def main() -> None:
         models, acceptance = posterior_models(data, fit, seed=seed)
         sampled = time.perf_counter() - started
         best = horizon_value(truth, optimal_weekly_spend(truth, req), args.horizon)
-        plan_loss = losses(models, req, plan, fit.last_spend)
+        plan_loss = plan_losses(models, req, plan, fit.last_spend)
         bayes_plan = optimal_weekly_spend(MediaEnsemble(models), req, last_spend=fit.last_spend)
         regret = {name: (best - horizon_value(truth, x, args.horizon)) / best for name, x in
                   (("plan", plan), ("bayes", bayes_plan))}

@@ -23,7 +23,7 @@ from agency.db.models import Tenant
 from agency.integrations.ads import GoogleAdsClient
 from agency.integrations.analytics import Ga4Analytics
 from agency.integrations.credentials import CredentialCipher, TenantCredentialSource, auth_headers
-from agency.integrations.errors import ProviderAuthFailed, ProviderRejected
+from agency.integrations.errors import ProviderAuthFailed, ProviderRejected, not_connected
 from agency.integrations.publishing import PublishingRouter, build_publishing_router
 from agency.settings import Settings
 
@@ -100,13 +100,13 @@ class TenantAdapters:
     @property
     def ads(self) -> GoogleAdsClient:
         if self.ads_client is None:
-            raise _not_connected("google-ads")
+            raise not_connected("google-ads")
         return self.ads_client
 
     @property
     def analytics(self) -> Ga4Analytics:
         if self.analytics_client is None:
-            raise _not_connected("ga4")
+            raise not_connected("ga4")
         return self.analytics_client
 
     async def aclose(self) -> None:
@@ -114,13 +114,6 @@ class TenantAdapters:
         for client in (self.ads_client, self.analytics_client):
             if client is not None:
                 await client.aclose()
-
-
-def _not_connected(provider: str) -> ProviderRejected:
-    return ProviderRejected(
-        provider, 422, "not_connected",
-        f"{provider} is not connected for this tenant (PUT /v1/integrations/{provider}/credentials)",
-    )
 
 
 class TenantProviders:

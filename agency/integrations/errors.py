@@ -34,6 +34,14 @@ class ProviderRejected(ProviderError):
         self.body = body
 
 
+def not_connected(provider: str, code: str = "not_connected") -> ProviderRejected:
+    """The tenant has stored no credential for ``provider`` (live mode): retrying cannot help."""
+    return ProviderRejected(
+        provider, 422, code,
+        f"{provider} is not connected for this tenant (PUT /v1/integrations/{provider}/credentials)",
+    )
+
+
 class ProviderAuthFailed(ProviderRejected):
     """401/403 even with the newest stored credential: the tenant must re-connect the provider."""
 

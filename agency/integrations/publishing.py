@@ -32,7 +32,7 @@ from agency.contracts import ContentFormat, PublishRequest, PublishResult
 from agency.integrations.ads import MICROS_PER_UNIT, GoogleAdsClient
 from agency.integrations.cms import BlogPost, WordPressPublisher
 from agency.integrations.email import EmailSender, OutgoingEmail, ResendEmailSender
-from agency.integrations.errors import ProviderRejected, ProviderUnavailable
+from agency.integrations.errors import ProviderRejected, ProviderUnavailable, not_connected
 from agency.integrations.http import CredentialSource, bearer
 from agency.integrations.instagram import InstagramPublisher
 from agency.integrations.social import LinkedInPublisher, SocialPost, SocialPublisher, XPublisher
@@ -92,10 +92,11 @@ class PublishingRouter:
         route = self.route(req)
         if route == "none":
             provider = FORMAT_ROUTES.get(req.format)
+            if provider:
+                raise not_connected(provider, "no_publisher")
             raise ProviderRejected(
-                provider or "agency", 422, "no_publisher",
-                f"{provider} is not connected for this tenant" if provider
-                else f"no provider publishes {req.format!r} and no fallback channel is configured",
+                "agency", 422, "no_publisher",
+                f"no provider publishes {req.format!r} and no fallback channel is configured",
             )
         if route == "channel":
             assert self._fallback is not None

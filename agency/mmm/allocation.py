@@ -310,11 +310,18 @@ def decision_losses(fit: MarketFit, req: AllocationRequest, recommended: np.ndar
     """Relative outcome each plausible fit (point fit and bootstrap samples) says the recommended plan
     loses against that fit's own optimal plan: the decision's uncertainty, not the curves'."""
     members = [fit.media_model()] + [fit.media_model(i) for i in range(len(fit.bootstrap))]
+    return plan_losses(members, req, recommended, fit.last_spend)
+
+
+def plan_losses(
+    members: list[MediaModel], req: AllocationRequest, plan: np.ndarray, last_spend
+) -> np.ndarray:
+    """Relative outcome ``plan`` loses against each model's own optimal plan, judged by that model."""
     horizon = req.horizon_weeks
     losses = []
     for member in members:
-        best = horizon_value(member, optimal_weekly_spend(member, req, last_spend=fit.last_spend), horizon)
-        losses.append((best - horizon_value(member, recommended, horizon)) / best if best > 0 else 0.0)
+        best = horizon_value(member, optimal_weekly_spend(member, req, last_spend=last_spend), horizon)
+        losses.append((best - horizon_value(member, plan, horizon)) / best if best > 0 else 0.0)
     return np.maximum(np.asarray(losses), 0.0)
 
 

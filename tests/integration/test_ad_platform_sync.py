@@ -55,7 +55,6 @@ def settings(migrated_database_url: str, sandbox: Sandbox, tmp_path) -> Settings
     )
 
 
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def channel(sandbox: Sandbox) -> AsyncIterator[ChannelClient]:
     async with ChannelClient(sandbox.url, token=SANDBOX_TOKEN) as client:

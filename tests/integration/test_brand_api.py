@@ -11,7 +11,7 @@ from sqlalchemy import select
 from activities.brand import BrandActivities
 from agency.db.models import AuditEvent, BrandProfileRecord, Campaign
 from agency.db.repository import CampaignRepository
-from conftest import api_client, free_port, stack_settings
+from conftest import api_client, free_port, fresh_tenant, stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +35,8 @@ def settings(migrated_database_url, temporal_env, tmp_path, request):
 
 
 
-def tenant_slug(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 async def test_brand_profile_versions_are_created_once_per_change(settings, sessions):
-    tenant = tenant_slug("brand")
+    tenant = fresh_tenant("brand")
     async with api_client(settings, tenant=tenant) as api:
         missing = await api.get("/v1/brand")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -90,7 +86,7 @@ async def test_brand_profile_versions_are_created_once_per_change(settings, sess
 
 
 async def test_brand_profile_validation_and_permissions(settings):
-    tenant = tenant_slug("brandval")
+    tenant = fresh_tenant("brandval")
     async with api_client(settings, tenant=tenant) as api:
         for bad, field in (
             ({**PROFILE, "voice": ""}, "voice"),
@@ -115,7 +111,7 @@ async def test_brand_profile_validation_and_permissions(settings):
         assert (await viewer.get("/v1/brand")).json()["voice"] == PROFILE["voice"]
 
     # Another tenant sees none of it, and numbers its own versions from 1.
-    async with api_client(settings, tenant=tenant_slug("brandother")) as other:
+    async with api_client(settings, tenant=fresh_tenant("brandother")) as other:
         assert (await other.get("/v1/brand")).status_code == 404
         assert (await other.get("/v1/brand/versions/1")).status_code == 404
         assert (await other.get("/v1/brand/versions")).json() == []
@@ -124,7 +120,7 @@ async def test_brand_profile_validation_and_permissions(settings):
 
 
 async def test_campaign_records_the_brand_version_it_loaded_once(sessions):
-    tenant = tenant_slug("brandact")
+    tenant = fresh_tenant("brandact")
     campaign_id = f"cmp_{uuid.uuid4().hex[:20]}"
     bare_id = f"cmp_{uuid.uuid4().hex[:20]}"
     async with sessions() as session, session.begin():

@@ -30,7 +30,7 @@ from agency.integrations.credentials import (
 )
 from agency.integrations.errors import ProviderAuthFailed
 from agency.settings import Settings
-from tests.integration.conftest import SANDBOX_TOKEN, Sandbox, api_client, free_port
+from tests.integration.conftest import SANDBOX_TOKEN, Sandbox, api_client, free_port, fresh_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +62,6 @@ async def admin(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
             await client.put("/_sandbox/credentials/ga4", json={"tokens": [SANDBOX_TOKEN]})
 
 
-def new_tenant() -> str:
-    return f"creds-{uuid.uuid4().hex[:8]}"
-
-
 def token(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex}"
 
@@ -90,7 +86,7 @@ async def put_ga4(api: httpx.AsyncClient, access_token: str, overlap_seconds: in
 
 
 async def test_secrets_are_encrypted_at_rest_and_never_returned(settings: Settings, sessions) -> None:
-    slug = new_tenant()
+    slug = fresh_tenant("creds")
     secret = token("ads-access")
     developer = token("dev")
     async with api_client(settings, tenant=slug, role="admin") as api:
@@ -126,7 +122,7 @@ async def test_secrets_are_encrypted_at_rest_and_never_returned(settings: Settin
 
 async def test_credentials_are_validated_per_provider(settings: Settings) -> None:
     secret = token("leak-check")
-    async with api_client(settings, tenant=new_tenant(), role="owner") as api:
+    async with api_client(settings, tenant=fresh_tenant("creds"), role="owner") as api:
         missing = await api.put("/v1/integrations/google-ads/credentials",
                                 json={"credential": {"access_token": secret, "customer_id": "1234567890"}})
         bad_id = await api.put("/v1/integrations/google-ads/credentials", json={"credential": {
@@ -150,7 +146,7 @@ async def test_credentials_are_validated_per_provider(settings: Settings) -> Non
 
 
 async def test_only_integration_managers_may_see_or_change_credentials(settings: Settings) -> None:
-    slug = new_tenant()
+    slug = fresh_tenant("creds")
     async with api_client(settings, tenant=slug, role="owner") as owner:
         await put_ga4(owner, token("ga4"))
     for role in ("marketer", "viewer"):
@@ -167,7 +163,7 @@ async def test_only_integration_managers_may_see_or_change_credentials(settings:
 async def test_rotation_keeps_a_running_adapter_working_with_zero_failed_calls(
     settings: Settings, sessions, sandbox: Sandbox, admin: httpx.AsyncClient
 ) -> None:
-    slug = new_tenant()
+    slug = fresh_tenant("creds")
     old, new, newer = token("old"), token("new"), token("newer")
     cipher = CredentialCipher.from_settings(settings)
     await accept(admin, old)
@@ -250,7 +246,7 @@ async def test_rotation_keeps_a_running_adapter_working_with_zero_failed_calls(
 
 
 async def test_a_tenant_without_credentials_gets_an_auth_error(sessions, settings: Settings, sandbox: Sandbox) -> None:
-    async with api_client(settings, tenant=(slug := new_tenant()), role="owner"):
+    async with api_client(settings, tenant=(slug := fresh_tenant("creds")), role="owner"):
         pass
     source = TenantCredentialSource(sessions, await tenant_id_of(sessions, slug), "ga4",
                                     cipher=CredentialCipher.from_settings(settings))
@@ -263,7 +259,7 @@ async def test_a_tenant_without_credentials_gets_an_auth_error(sessions, setting
 async def test_fernet_key_rotation_reencrypts_every_secret(settings: Settings, sessions) -> None:
     old_key, new_key = Fernet.generate_key(), Fernet.generate_key()
     before, during = CredentialCipher([old_key]), CredentialCipher([new_key, old_key])
-    slug = new_tenant()
+    slug = fresh_tenant("creds")
     async with api_client(settings, tenant=slug, role="owner"):
         pass
     tenant_id = await tenant_id_of(sessions, slug)

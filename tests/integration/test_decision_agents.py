@@ -5,7 +5,6 @@ numbers are the database's."""
 from __future__ import annotations
 
 import io
-import uuid
 
 import pytest
 from pypdf import PdfReader
@@ -16,7 +15,7 @@ from agency.mmm.history import api_rows, tenant_market
 from agency.mmm.simulator import simulate
 from agency.reports.roi import count, money
 from api_flow import finished, in_phase, record_history, start_campaign, wait_for
-from conftest import api_client, running_workers, sandbox_client
+from conftest import api_client, fresh_tenant, running_workers, sandbox_client
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +39,7 @@ def pending_reallocation(view: dict) -> bool:
 
 
 async def test_history_drives_allocation_steering_and_report(make_settings, temporal_env, sandbox, db_engine):
-    tenant = f"decide-{uuid.uuid4().hex[:8]}"
+    tenant = fresh_tenant("decide")
     # Every reallocation needs a person (threshold 0), so the approval path is exercised.
     settings = make_settings(
         reallocation_approval_threshold=0.0, reallocation_min_change=0.0, reallocation_decision_timeout_s=120,

@@ -20,6 +20,7 @@ from agency.db.repository import CampaignRepository
 from agency.mmm.history import tenant_market
 from agency.mmm.simulator import simulate
 from agency.serialization import from_json
+from conftest import fresh_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ CHANNELS = ["social", "email"]
 
 
 async def seed_tenant(sessions, *, spend_variation: float, seed: int = 11, weeks: int = 156) -> tuple[str, str]:
-    tenant = f"fit-{uuid.uuid4().hex[:8]}"
+    tenant = fresh_tenant("fit")
     campaign_id = f"cmp_{uuid.uuid4().hex[:12]}"
     data = simulate(
         tenant_market(CHANNELS, weekly_spend_total=4000.0, seed=seed, spend_variation=spend_variation, weeks=weeks)

@@ -20,7 +20,7 @@ from agency.integrations.accounts import TenantProviders
 from agency.integrations.credentials import CredentialCipher, store_credential
 from agency.integrations.errors import ProviderRejected
 from agency.settings import Settings
-from conftest import SANDBOX_TOKEN, Sandbox, free_port
+from conftest import SANDBOX_TOKEN, Sandbox, free_port, fresh_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +37,8 @@ def live_settings(migrated_database_url: str, sandbox: Sandbox, tmp_path) -> Set
     )
 
 
-
 async def new_tenant(sessions) -> tuple[str, uuid.UUID]:
-    slug = f"live-{uuid.uuid4().hex[:8]}"
+    slug = fresh_tenant("live")
     async with sessions() as session, session.begin():
         tenant = Tenant(slug=slug, name=slug)
         session.add(tenant)
